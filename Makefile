@@ -1,0 +1,58 @@
+# novm build. `make` builds the binaries, the default guest kernel (cached
+# outside the tree, see guest/kernel/build.sh) and the initramfs.
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BIN      := bin
+PREFIX   ?= /usr/local
+GOFLAGS_AGENT := -trimpath -ldflags "-s -w -X github.com/novm/novm/agent.Version=$(VERSION)"
+BUSYBOX  ?= /bin/busybox
+
+GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
+KERNEL_INPUTS := $(wildcard guest/kernel/*) $(wildcard guest/kernel/patches/*)
+
+.PHONY: all test bench demo setup install clean fuzz
+
+all: $(BIN)/novm $(BIN)/novm-agent $(BIN)/vmlinux $(BIN)/initramfs.cpio $(BIN)/initramfs-busybox.cpio
+
+$(BIN)/novm: $(GO_SOURCES)
+	$(GO) build -trimpath -o $@ ./cmd/novm
+
+# The agent is PID 1 in the guest: static, no cgo, stripped.
+$(BIN)/novm-agent: $(GO_SOURCES)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_AGENT) -o $@ ./cmd/novm-agent
+
+$(BIN)/vmlinux: $(KERNEL_INPUTS)
+	guest/kernel/build.sh $@
+
+$(BIN)/initramfs.cpio: $(BIN)/novm $(BIN)/novm-agent
+	$(BIN)/novm mkinitrd -agent $(BIN)/novm-agent -o $@
+
+# Test initramfs: the agent plus Debian's static busybox.
+$(BIN)/initramfs-busybox.cpio: $(BIN)/novm $(BIN)/novm-agent $(BUSYBOX)
+	rm -rf $(BIN)/busybox-root && mkdir -p $(BIN)/busybox-root/bin
+	cp $(BUSYBOX) $(BIN)/busybox-root/bin/busybox
+	ln -s busybox $(BIN)/busybox-root/bin/sh
+	$(BIN)/novm mkinitrd -agent $(BIN)/novm-agent -initrd-add $(BIN)/busybox-root -o $@
+
+# Installs the Debian packages and Go tools the build and tests need.
+setup:
+	.ci/setup
+
+demo: all
+	$(BIN)/novm check
+	$(BIN)/novm boot --cpus 2
+
+test: all
+	$(GO) vet ./...
+	NOVM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 20m ./...
+
+bench: all
+	NOVM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/integration/
+
+install: all
+	install -D -m 0755 $(BIN)/novm $(DESTDIR)$(PREFIX)/bin/novm
+	install -D -m 0644 $(BIN)/vmlinux $(DESTDIR)$(PREFIX)/share/novm/vmlinux
+	install -D -m 0644 $(BIN)/initramfs.cpio $(DESTDIR)$(PREFIX)/share/novm/initramfs.cpio
+
+clean:
+	rm -rf $(BIN)

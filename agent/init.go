@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+)
+
+// mount is one filesystem PID 1 mounts before anything else runs.
+type mount struct {
+	source, target, fstype string
+	flags                  uintptr
+	data                   string
+}
+
+var baseMounts = []mount{
+	{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+	{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+	{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
+	{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"},
+	{"tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+	{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777"},
+	{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
+}
+
+// mountBase mounts the pseudo filesystems. A mount that is already there
+// (EBUSY) is fine: the kernel may have mounted devtmpfs itself.
+func mountBase() error {
+	for _, m := range baseMounts {
+		if err := os.MkdirAll(m.target, 0o755); err != nil {
+			return fmt.Errorf("mkdir %s: %w", m.target, err)
+		}
+		if err := unix.Mount(m.source, m.target, m.fstype, m.flags, m.data); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.target, err)
+		}
+	}
+	return nil
+}
+
+// reapZombies collects every child that exits, as PID 1 must: orphans are
+// re-parented to it and would otherwise stay zombies forever.
+func reapZombies() {
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch, unix.SIGCHLD)
+	go func() {
+		for range ch {
+			for {
+				var ws unix.WaitStatus
+				pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if pid <= 0 || err != nil {
+					break
+				}
+			}
+		}
+	}()
+}
+
+// powerOff ends the VM. x86 microVMs without ACPI cannot power off, so the
+// agent resets the machine (the kernel is booted with reboot=k, and the
+// VMM treats the reset as the end of the VM).
+func powerOff() {
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	// Unreachable unless reboot failed; returning from PID 1 would panic
+	// the guest kernel, which (with panic=-1) also resets it.
+	select {}
+}

@@ -1,0 +1,113 @@
+package agent
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/novm/novm/agent/control"
+)
+
+// ControlDevice is the virtio console the agent talks to the host on.
+const ControlDevice = "/dev/hvc0"
+
+// Main is PID 1's whole life. It never returns.
+func Main() {
+	console := os.Stderr // the kernel gave PID 1 /dev/console
+	if err := mountBase(); err != nil {
+		fmt.Fprintf(console, "novm-agent: %v\n", err)
+		powerOff()
+	}
+	reapZombies()
+	ctl, err := os.OpenFile(ControlDevice, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintf(console, "novm-agent: open %s: %v (no virtio-console: is this a novm guest?)\n", ControlDevice, err)
+		powerOff()
+	}
+	if err := makeRaw(int(ctl.Fd())); err != nil {
+		fmt.Fprintf(console, "novm-agent: %s: %v\n", ControlDevice, err)
+	}
+	fmt.Fprint(ctl, control.Format(control.VerbReady, readyFacts()))
+	serve(ctl)
+	fmt.Fprint(ctl, control.Format(control.VerbBye, nil))
+	powerOff()
+}
+
+// serve answers host commands until told to power off or the channel ends.
+func serve(ctl *os.File) {
+	sc := bufio.NewScanner(ctl)
+	for sc.Scan() {
+		switch strings.TrimSpace(sc.Text()) {
+		case control.CmdPoweroff:
+			return
+		case control.CmdPing:
+			fmt.Fprint(ctl, control.Format(control.VerbPong, nil))
+		case "":
+		default:
+			fmt.Fprint(ctl, control.Format(control.VerbError, map[string]string{"unknown": strings.Fields(sc.Text())[0]}))
+		}
+	}
+}
+
+// readyFacts are what the host learns about the guest at ready time.
+func readyFacts() map[string]string {
+	f := map[string]string{
+		"version": Version,
+		"cpus":    strconv.Itoa(onlineCPUs()),
+	}
+	if b, err := os.ReadFile("/proc/uptime"); err == nil {
+		f["uptime"] = strings.Fields(string(b))[0]
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				f["memtotal_kib"] = strings.Fields(v)[0]
+			}
+		}
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	f["agent_sys_kib"] = strconv.FormatUint(m.Sys>>10, 10)
+	return f
+}
+
+// onlineCPUs counts CPUs in /sys/devices/system/cpu/online ("0-1,3").
+func onlineCPUs() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, found := strings.Cut(r, "-")
+		a, _ := strconv.Atoi(lo)
+		z := a
+		if found {
+			z, _ = strconv.Atoi(hi)
+		}
+		n += z - a + 1
+	}
+	return n
+}
+
+// makeRaw turns off echo and line editing on the control tty, so host
+// commands are not echoed back and bytes pass unchanged.
+func makeRaw(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN] = 1
+	t.Cc[unix.VTIME] = 0
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}

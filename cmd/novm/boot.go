@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/novm/novm/hypervisor/kvm"
+	"github.com/novm/novm/hypervisor/vmm"
+	"github.com/novm/novm/runtime/sandbox"
+)
+
+// vmFlags are the flags shared by commands that start a VM.
+type vmFlags struct {
+	kernel, initrd, cmdline, device string
+	cpus, memory                    int
+	console, debug                  bool
+	readyTimeout                    time.Duration
+}
+
+func (f *vmFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.kernel, "kernel", defaultAsset("vmlinux"), "guest kernel: ELF vmlinux or bzImage")
+	fs.StringVar(&f.initrd, "initrd", defaultAsset("initramfs.cpio"), "guest initramfs holding the novm agent as /init")
+	fs.StringVar(&f.cmdline, "cmdline-append", "", "extra kernel command line parameters")
+	fs.StringVar(&f.device, "kvm", kvm.DefaultDevice, "KVM device")
+	fs.IntVar(&f.cpus, "cpus", vmm.DefaultCPUs, "number of vCPUs")
+	fs.IntVar(&f.memory, "memory", vmm.DefaultMemoryMiB, "guest memory in MiB")
+	fs.BoolVar(&f.console, "console", false, "show the guest's serial console on stderr")
+	fs.BoolVar(&f.debug, "debug", false, "debug logging (implies --console)")
+	fs.DurationVar(&f.readyTimeout, "ready-timeout", sandbox.DefaultReadyTimeout, "how long to wait for the guest agent")
+}
+
+func (f *vmFlags) sandboxConfig() sandbox.Config {
+	log := logrus.NewEntry(logrus.StandardLogger())
+	if f.debug {
+		logrus.SetLevel(logrus.DebugLevel)
+		f.console = true
+	}
+	var serial io.Writer
+	if f.console {
+		serial = os.Stderr
+	}
+	return sandbox.Config{
+		ReadyTimeout: f.readyTimeout,
+		VM: vmm.Config{
+			Device: f.device, Kernel: f.kernel, Initrd: f.initrd, Cmdline: f.cmdline,
+			CPUs: f.cpus, MemoryMiB: f.memory, SerialOut: serial, CacheDir: cacheDir(), Log: log,
+		},
+	}
+}
+
+func runBoot(args []string) error {
+	fs := flag.NewFlagSet("novm boot", flag.ContinueOnError)
+	var vf vmFlags
+	vf.register(fs)
+	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long to wait for the guest to power off")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "novm boot: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
+	defer stop()
+	cfg := vf.sandboxConfig()
+	sb, err := sandbox.Boot(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("agent ready: %s\n", formatFields(sb.Ready.Fields))
+	if err := sb.Shutdown(*shutdownTimeout); err != nil {
+		return err
+	}
+	t := sb.Timings
+	fmt.Printf("vmm setup:          %8.2f ms\n", ms(t.Setup))
+	fmt.Printf("first instruction:  %8.2f ms after start\n", ms(t.FirstInstruction))
+	fmt.Printf("guest to agent:     %8.2f ms\n", ms(t.Ready))
+	fmt.Printf("shutdown:           %8.2f ms\n", ms(t.Shutdown))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func formatFields(f map[string]string) string {
+	s := ""
+	for _, k := range []string{"version", "cpus", "memtotal_kib", "uptime", "agent_sys_kib"} {
+		if v, ok := f[k]; ok {
+			s += fmt.Sprintf("%s=%s ", k, v)
+		}
+	}
+	return s
+}
