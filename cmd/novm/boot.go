@@ -37,6 +37,20 @@ func (f *vmFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", sandbox.DefaultReadyTimeout, "how long to wait for the guest agent")
 }
 
+// check rejects values the VMM would otherwise replace by defaults.
+func (f *vmFlags) check() error {
+	if f.cpus < 1 {
+		return fmt.Errorf("--cpus %d: want at least 1", f.cpus)
+	}
+	if f.memory < 1 {
+		return fmt.Errorf("--memory %d MiB is too little", f.memory)
+	}
+	if f.readyTimeout <= 0 {
+		return fmt.Errorf("--ready-timeout %v: want a positive duration", f.readyTimeout)
+	}
+	return nil
+}
+
 func (f *vmFlags) sandboxConfig() sandbox.Config {
 	log := logrus.NewEntry(logrus.StandardLogger())
 	if f.debug {
@@ -67,6 +81,9 @@ func runBoot(args []string) error {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "novm boot: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
+	}
+	if err := vf.check(); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
 	defer stop()

@@ -59,15 +59,14 @@ type Machine struct {
 // New builds the VM described by cfg, up to the point where KVM_RUN would
 // execute the first guest instruction. On error everything created so far
 // is released.
-func New(cfg Config) (m *Machine, err error) {
+func New(cfg Config) (_ *Machine, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	m = &Machine{cfg: cfg, stopping: make(chan struct{}), done: make(chan struct{}), firstRun: make(chan time.Time, 1), tail: newTailBuffer(4096)}
+	m := &Machine{cfg: cfg, stopping: make(chan struct{}), done: make(chan struct{}), firstRun: make(chan time.Time, 1), tail: newTailBuffer(4096)}
 	defer func() {
 		if err != nil {
 			m.Close()
-			m = nil
 		}
 	}()
 	if m.sys, err = kvm.Open(cfg.Device); err != nil {
