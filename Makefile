@@ -45,6 +45,12 @@ demo: all
 test: all
 	$(GO) vet ./...
 	NOVM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+# Short runs of every fuzz target (parsers of guest-controlled memory).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzQueue$$' -fuzztime $(FUZZTIME) ./hypervisor/virtio/
 
 bench: all
 	NOVM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/integration/

@@ -18,6 +18,7 @@ const ControlDevice = "/dev/hvc0"
 
 // Main is PID 1's whole life. It never returns.
 func Main() {
+	mainAt := uptime()
 	console := os.Stderr // the kernel gave PID 1 /dev/console
 	if err := mountBase(); err != nil {
 		fmt.Fprintf(console, "novm-agent: %v\n", err)
@@ -32,7 +33,10 @@ func Main() {
 	if err := makeRaw(int(ctl.Fd())); err != nil {
 		fmt.Fprintf(console, "novm-agent: %s: %v\n", ControlDevice, err)
 	}
-	fmt.Fprint(ctl, control.Format(control.VerbReady, readyFacts()))
+	facts := readyFacts()
+	facts["main_at"] = mainAt
+	facts["uptime"] = uptime()
+	fmt.Fprint(ctl, control.Format(control.VerbReady, facts))
 	serve(ctl)
 	fmt.Fprint(ctl, control.Format(control.VerbBye, nil))
 	powerOff()
@@ -60,9 +64,6 @@ func readyFacts() map[string]string {
 		"version": Version,
 		"cpus":    strconv.Itoa(onlineCPUs()),
 	}
-	if b, err := os.ReadFile("/proc/uptime"); err == nil {
-		f["uptime"] = strings.Fields(string(b))[0]
-	}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
@@ -74,6 +75,16 @@ func readyFacts() map[string]string {
 	runtime.ReadMemStats(&m)
 	f["agent_sys_kib"] = strconv.FormatUint(m.Sys>>10, 10)
 	return f
+}
+
+// uptime is the guest's CLOCK_BOOTTIME in seconds: how long since the
+// kernel started, for boot-time breakdowns on the host.
+func uptime() string {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.3f", float64(ts.Nano())/1e9)
 }
 
 // onlineCPUs counts CPUs in /sys/devices/system/cpu/online ("0-1,3").

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -93,6 +95,9 @@ func runBoot(args []string) error {
 		return err
 	}
 	fmt.Printf("agent ready: %s\n", formatFields(sb.Ready.Fields))
+	if over, guest, err := vmmOverhead(sb.Machine()); err == nil {
+		fmt.Printf("vmm memory:         %8.2f MiB resident beyond %.2f MiB of guest pages\n", float64(over)/(1<<20), float64(guest)/(1<<20))
+	}
 	if err := sb.Shutdown(*shutdownTimeout); err != nil {
 		return err
 	}
@@ -108,10 +113,34 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 func formatFields(f map[string]string) string {
 	s := ""
-	for _, k := range []string{"version", "cpus", "memtotal_kib", "uptime", "agent_sys_kib"} {
+	for _, k := range []string{"version", "cpus", "memtotal_kib", "main_at", "uptime", "agent_sys_kib"} {
 		if v, ok := f[k]; ok {
 			s += fmt.Sprintf("%s=%s ", k, v)
 		}
 	}
 	return s
+}
+
+// vmmOverhead is the novm process's resident memory that is not guest RAM:
+// VmRSS minus the guest pages the host has backed.
+func vmmOverhead(m *vmm.Machine) (overhead, guest uint64, err error) {
+	guest, err = m.Memory().ResidentBytes()
+	if err != nil {
+		return 0, 0, err
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0, err
+	}
+	var rssKiB uint64
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			rssKiB, _ = strconv.ParseUint(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	rss := rssKiB << 10
+	if rss < guest {
+		return 0, guest, nil
+	}
+	return rss - guest, guest, nil
 }

@@ -11,11 +11,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
-// Memory is where the loader writes; *memory.Memory implements it.
+// Memory is where the loader writes; *memory.Memory implements it. It
+// must be fresh (zero) guest memory: segments' BSS is not cleared again.
 type Memory interface {
 	Slice(addr, n uint64) ([]byte, error)
+}
+
+// FileLoader is implemented by memories that can map file contents in
+// rather than copy them (see memory.Memory.LoadFile).
+type FileLoader interface {
+	LoadFile(addr uint64, f *os.File, off int64, length uint64) error
 }
 
 // Kernel says where a loaded kernel lives and how to enter it.
@@ -64,10 +72,15 @@ func LoadELF(mem Memory, r io.ReaderAt) (Kernel, error) {
 			if err != nil {
 				return Kernel{}, fmt.Errorf("kernel segment at %#x (%d MiB) does not fit in guest memory: %w", p.Paddr, p.Memsz>>20, err)
 			}
-			if _, err := io.ReadFull(p.Open(), dst[:p.Filesz]); err != nil {
+			fl, canMap := mem.(FileLoader)
+			if file, isFile := r.(*os.File); canMap && isFile {
+				err = fl.LoadFile(p.Paddr, file, int64(p.Off), p.Filesz)
+			} else {
+				_, err = io.ReadFull(p.Open(), dst[:p.Filesz])
+			}
+			if err != nil {
 				return Kernel{}, fmt.Errorf("read kernel segment at %#x: %w", p.Paddr, err)
 			}
-			clear(dst[p.Filesz:])
 			k.Start = min(k.Start, p.Paddr)
 			k.End = max(k.End, p.Paddr+p.Memsz)
 			// vmlinux's e_entry is physical on x86-64; accept a

@@ -133,31 +133,3 @@ func (m *Memory) Read(addr uint64, b []byte) error {
 // LowEnd is the end of the RAM region that starts at 0 (below the hole):
 // where 32-bit boot structures and the initrd must live.
 func (m *Memory) LowEnd() uint64 { return m.regions[0].End() }
-
-// ResidentBytes counts guest pages the host has actually backed (touched
-// by the guest or the VMM), via mincore(2). Used to tell guest memory apart
-// from the VMM's own overhead.
-func (m *Memory) ResidentBytes() (uint64, error) {
-	var total uint64
-	page := uint64(unix.Getpagesize())
-	for _, r := range m.regions {
-		vec := make([]byte, (uint64(len(r.Host))+page-1)/page)
-		if err := mincore(r.Host, vec); err != nil {
-			return 0, fmt.Errorf("mincore: %w", err)
-		}
-		for _, v := range vec {
-			if v&1 != 0 {
-				total += page
-			}
-		}
-	}
-	return total, nil
-}
-
-func mincore(b []byte, vec []byte) error {
-	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&vec[0])))
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}

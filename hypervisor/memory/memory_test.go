@@ -1,7 +1,10 @@
 package memory
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -72,3 +75,38 @@ func TestResidentBytesCountsTouchedPages(t *testing.T) {
 		t.Fatalf("resident grew by %d, want %d", after-before, 10*4096)
 	}
 }
+
+func TestLoadFileMapsWholePagesAndCopiesTail(t *testing.T) {
+	m, err := New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	data := make([]byte, 3*4096+10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, append(data, "trailing"...), 0o644)
+	f, _ := os.Open(p)
+	defer f.Close()
+	for _, addr := range []uint64{0x10000, 0x20001} { // mapped, copied
+		if err := m.LoadFile(addr, f, 0, uint64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := m.Slice(addr, uint64(len(data))+8)
+		if !bytes.Equal(got[:len(data)], data) || !bytes.Equal(got[len(data):], make([]byte, 8)) {
+			t.Fatalf("at %#x: contents differ or tail not zero", addr)
+		}
+	}
+	// Guest writes stay private to the guest.
+	m.Write(0x10000, []byte{0xff})
+	onDisk, _ := os.ReadFile(p)
+	if onDisk[0] != data[0] {
+		t.Fatal("guest write reached the file")
+	}
+	if err := m.LoadFile(1<<20-10, f, 0, 100); err == nil {
+		t.Fatal("load past the end of RAM accepted")
+	}
+}
+

@@ -250,15 +250,23 @@ func (m *Machine) loadInitrd(k loader.Kernel) (boot.Initrd, error) {
 	if m.cfg.Initrd == "" {
 		return boot.Initrd{}, nil
 	}
-	data, err := os.ReadFile(m.cfg.Initrd)
+	f, err := os.Open(m.cfg.Initrd)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return boot.Initrd{}, fmt.Errorf("initrd %s does not exist (build the default one with `make`, or pass --initrd)", m.cfg.Initrd)
 		}
 		return boot.Initrd{}, fmt.Errorf("initrd: %w", err)
 	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return boot.Initrd{}, fmt.Errorf("initrd: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return boot.Initrd{}, fmt.Errorf("initrd %s is not a regular file", m.cfg.Initrd)
+	}
 	top := min(m.mem.LowEnd(), 1<<31)
-	size := uint64(len(data))
+	size := uint64(st.Size())
 	// Leave the kernel room for its early allocations above its image.
 	const headroom = 16 << 20
 	if size+k.End+headroom > top {
@@ -266,17 +274,10 @@ func (m *Machine) loadInitrd(k loader.Kernel) (boot.Initrd, error) {
 		return boot.Initrd{}, fmt.Errorf("--memory %d MiB is too little for this kernel and initrd: they need at least %d MiB", m.cfg.MemoryMiB, need)
 	}
 	addr := (top - size) &^ 0xfff
-	if err := memoryWrite(m.mem, addr, data); err != nil {
-		return boot.Initrd{}, err
+	if err := m.mem.LoadFile(addr, f, 0, size); err != nil {
+		return boot.Initrd{}, fmt.Errorf("initrd: %w", err)
 	}
 	return boot.Initrd{Addr: addr, Size: size}, nil
-}
-
-func memoryWrite(mem *memory.Memory, addr uint64, data []byte) error {
-	if err := mem.Write(addr, data); err != nil {
-		return fmt.Errorf("initrd: %w", err)
-	}
-	return nil
 }
 
 // Cmdline is the kernel command line the guest was given.
