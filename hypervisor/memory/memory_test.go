@@ -109,4 +109,3 @@ func TestLoadFileMapsWholePagesAndCopiesTail(t *testing.T) {
 		t.Fatal("load past the end of RAM accepted")
 	}
 }
-

@@ -157,4 +157,3 @@ func bootQEMU(b *testing.B, qemu, kernel, initrd string) time.Duration {
 		}
 	}
 }
-
