@@ -224,7 +224,7 @@ func (m *Machine) loadGuest() error {
 		return fmt.Errorf("KVM_GET_SREGS: %w", err)
 	}
 	var regs kvm.Regs
-	if k.PVHEntry != 0 {
+	if k.PVHEntry != 0 && !m.cfg.Linux64 {
 		if err := boot.WritePVHStartInfo(m.mem, e820, initrd); err != nil {
 			return err
 		}
