@@ -51,6 +51,7 @@ test: all
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzQueue$$' -fuzztime $(FUZZTIME) ./hypervisor/virtio/
+	$(GO) test -run '^$$' -fuzz '^FuzzTxPacket$$' -fuzztime $(FUZZTIME) ./hypervisor/virtio/vsock/
 
 bench: all
 	NOVM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/integration/
