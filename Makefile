@@ -10,7 +10,7 @@ BUSYBOX  ?= /bin/busybox
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 KERNEL_INPUTS := $(wildcard guest/kernel/*) $(wildcard guest/kernel/patches/*)
 
-.PHONY: all test bench demo setup install clean fuzz
+.PHONY: all test bench demo setup install clean fuzz proto
 
 all: $(BIN)/novm $(BIN)/novm-agent $(BIN)/vmlinux $(BIN)/initramfs.cpio $(BIN)/initramfs-busybox.cpio
 
@@ -33,6 +33,14 @@ $(BIN)/initramfs-busybox.cpio: $(BIN)/novm $(BIN)/novm-agent $(BUSYBOX)
 	cp $(BUSYBOX) $(BIN)/busybox-root/bin/busybox
 	ln -s busybox $(BIN)/busybox-root/bin/sh
 	$(BIN)/novm mkinitrd -agent $(BIN)/novm-agent -initrd-add $(BIN)/busybox-root -o $@
+
+# Regenerates the agent API's Go code (committed). Needs protoc (Debian's
+# protobuf-compiler) and the two Go plugins at the versions below.
+proto:
+	GOBIN=$(abspath $(BIN)/tools) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	GOBIN=$(abspath $(BIN)/tools) $(GO) install github.com/containerd/ttrpc/cmd/protoc-gen-go-ttrpc@v1.2.10
+	PATH=$(abspath $(BIN)/tools):$$PATH protoc -I agent/api --go_out=agent/api --go_opt=paths=source_relative \
+		--go-ttrpc_out=agent/api --go-ttrpc_opt=paths=source_relative agent/api/agent.proto
 
 # Installs the Debian packages and Go tools the build and tests need.
 setup:
@@ -60,6 +68,7 @@ install: all
 	install -D -m 0755 $(BIN)/novm $(DESTDIR)$(PREFIX)/bin/novm
 	install -D -m 0644 $(BIN)/vmlinux $(DESTDIR)$(PREFIX)/share/novm/vmlinux
 	install -D -m 0644 $(BIN)/initramfs.cpio $(DESTDIR)$(PREFIX)/share/novm/initramfs.cpio
+	install -D -m 0644 $(BIN)/initramfs-busybox.cpio $(DESTDIR)$(PREFIX)/share/novm/initramfs-busybox.cpio
 
 clean:
 	rm -rf $(BIN)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,24 +37,6 @@ func mountBase() error {
 		}
 	}
 	return nil
-}
-
-// reapZombies collects every child that exits, as PID 1 must: orphans are
-// re-parented to it and would otherwise stay zombies forever.
-func reapZombies() {
-	ch := make(chan os.Signal, 16)
-	signal.Notify(ch, unix.SIGCHLD)
-	go func() {
-		for range ch {
-			for {
-				var ws unix.WaitStatus
-				pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-				if pid <= 0 || err != nil {
-					break
-				}
-			}
-		}
-	}()
 }
 
 // powerOff ends the VM. x86 microVMs without ACPI cannot power off, so the

@@ -2,14 +2,17 @@ package agent
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 
+	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 
+	"github.com/novm/novm/agent/api"
 	"github.com/novm/novm/agent/control"
 )
 
@@ -24,7 +27,11 @@ func Main() {
 		fmt.Fprintf(console, "novm-agent: %v\n", err)
 		powerOff()
 	}
-	reapZombies()
+	r := newReaper()
+	if err := serveAPI(newService(r)); err != nil {
+		fmt.Fprintf(console, "novm-agent: %v\n", err)
+		powerOff()
+	}
 	ctl, err := os.OpenFile(ControlDevice, os.O_RDWR, 0)
 	if err != nil {
 		fmt.Fprintf(console, "novm-agent: open %s: %v (no virtio-console: is this a novm guest?)\n", ControlDevice, err)
@@ -40,6 +47,26 @@ func Main() {
 	serve(ctl)
 	fmt.Fprint(ctl, control.Format(control.VerbBye, nil))
 	powerOff()
+}
+
+// serveAPI starts the ttrpc API and the stdio stream listener on vsock.
+func serveAPI(svc *service) error {
+	apiL, err := listenVsock(api.AgentPort)
+	if err != nil {
+		return err
+	}
+	stdioL, err := listenVsock(api.StdioPort)
+	if err != nil {
+		return err
+	}
+	srv, err := ttrpc.NewServer()
+	if err != nil {
+		return err
+	}
+	api.RegisterAgentService(srv, svc)
+	go srv.Serve(context.Background(), apiL)
+	go svc.serveStdio(stdioL)
+	return nil
 }
 
 // serve answers host commands until told to power off or the channel ends.

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -15,6 +16,7 @@ const usage = `usage: novm <command> [flags]
 commands:
   check      check that this host can run novm microVMs
   boot       boot a microVM to its agent, then power it off
+  run        run a command in a new microVM: novm run [-i] [-t] [-e K=V] [-w DIR] [--user UID:GID] -- CMD...
   mkinitrd   build an initramfs holding the novm agent
 
 Run "novm <command> -h" for a command's flags.
@@ -33,6 +35,8 @@ func main() {
 		err = runCheck(args)
 	case "boot":
 		err = runBoot(args)
+	case "run":
+		err = runRun(args)
 	case "mkinitrd":
 		err = runMkinitrd(args)
 	case "-h", "--help", "help":
@@ -41,6 +45,10 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "novm: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
+	}
+	var code exitCode
+	if errors.As(err, &code) {
+		os.Exit(int(code))
 	}
 	if err != nil {
 		if err == errUsage {

@@ -50,6 +50,8 @@ type Config struct {
 	AgentOut io.Writer
 	// CacheDir holds unpacked bzImage payloads.
 	CacheDir string
+	// GuestCID is the guest's vsock context ID (default 3).
+	GuestCID uint64
 	// Linux64 enters the kernel through the Linux 64-bit boot protocol
 	// even when it has a PVH entry (for kernels whose PVH path is broken,
 	// and to test that protocol).

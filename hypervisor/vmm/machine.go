@@ -17,6 +17,7 @@ import (
 	"github.com/novm/novm/hypervisor/virtio"
 	"github.com/novm/novm/hypervisor/virtio/console"
 	"github.com/novm/novm/hypervisor/virtio/mmio"
+	"github.com/novm/novm/hypervisor/virtio/vsock"
 )
 
 // Fixed platform layout: legacy ports, IRQs, and the virtio-mmio windows.
@@ -42,6 +43,7 @@ type Machine struct {
 	transports []*mmio.Transport
 	serial     *serial.UART
 	console    *console.Device
+	vsock      *vsock.Device
 	tail       *tailBuffer
 	cmdline    string
 
@@ -143,7 +145,15 @@ func (m *Machine) setupDevices() error {
 		return err
 	}
 	m.console = console.New(m.cfg.AgentOut, m.cfg.Log.WithField("device", "virtio-console"))
-	return m.addVirtio(m.console, useIRQFD)
+	if err := m.addVirtio(m.console, useIRQFD); err != nil {
+		return err
+	}
+	cid := m.cfg.GuestCID
+	if cid == 0 {
+		cid = vsock.DefaultGuestCID
+	}
+	m.vsock = vsock.New(cid, m.cfg.Log.WithField("device", "virtio-vsock"))
+	return m.addVirtio(m.vsock, useIRQFD)
 }
 
 // addVirtio puts dev behind the next virtio-mmio window and IOAPIC pin.
@@ -288,6 +298,9 @@ func (m *Machine) Memory() *memory.Memory { return m.mem }
 
 // Console is the virtio-console device: Write sends input to /dev/hvc0.
 func (m *Machine) Console() *console.Device { return m.console }
+
+// Vsock is the virtio-vsock device: Dial reaches guest ports.
+func (m *Machine) Vsock() *vsock.Device { return m.vsock }
 
 // ConsoleTail returns the last bytes the guest printed on its serial
 // console, for error messages.

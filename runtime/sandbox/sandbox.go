@@ -14,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/ttrpc"
 	"github.com/sirupsen/logrus"
 
+	"github.com/novm/novm/agent/api"
 	"github.com/novm/novm/agent/control"
 	"github.com/novm/novm/hypervisor/vmm"
 )
@@ -42,6 +44,8 @@ type Timings struct {
 type Sandbox struct {
 	m       *vmm.Machine
 	agentW  *io.PipeWriter
+	rpc     *ttrpc.Client
+	agent   api.AgentService
 	log     *logrus.Entry
 	msgs    chan control.Message
 	Ready   control.Message
@@ -87,7 +91,16 @@ func Boot(ctx context.Context, cfg Config) (*Sandbox, error) {
 				continue
 			}
 			s.Ready = msg
+			if err := s.connectAgent(ctx); err != nil {
+				s.Close()
+				return nil, err
+			}
 			s.Timings.Ready = time.Since(start)
+			go func() {
+				// A stopped VM fails every connection at once.
+				<-m.Done()
+				m.Vsock().ResetAll(errors.New("the VM stopped"))
+			}()
 			return s, nil
 		case <-m.Done():
 			err := s.exitError("before the agent was ready")
@@ -196,6 +209,9 @@ func (s *Sandbox) Shutdown(timeout time.Duration) error {
 // Close stops the VM if still running and releases it.
 func (s *Sandbox) Close() error {
 	defer s.agentW.Close() // ends readAgent
+	if s.rpc != nil {
+		s.rpc.Close()
+	}
 	if s.m == nil {
 		return nil
 	}

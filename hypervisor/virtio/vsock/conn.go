@@ -403,3 +403,11 @@ func (l *Listener) Close() error {
 
 // Addr implements net.Listener.
 func (l *Listener) Addr() net.Addr { return Addr{CID: HostCID, Port: l.port} }
+
+// ResetAll resets every connection with err, as when the VM stopped: their
+// readers and writers fail at once instead of waiting for a dead guest.
+func (d *Device) ResetAll(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.resetAllLocked(err)
+}

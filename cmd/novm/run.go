@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/novm/novm/agent/api"
+	"github.com/novm/novm/runtime/sandbox"
+)
+
+// exitCode carries a process's exit status out of runRun.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func runRun(args []string) error {
+	fs := flag.NewFlagSet("novm run", flag.ContinueOnError)
+	var vf vmFlags
+	vf.register(fs)
+	fs.Lookup("initrd").DefValue = defaultAsset("initramfs-busybox.cpio")
+	fs.Set("initrd", defaultAsset("initramfs-busybox.cpio"))
+	interactive := fs.Bool("i", false, "keep stdin open and forward it to the process")
+	tty := fs.Bool("t", false, "give the process a terminal")
+	workdir := fs.String("w", "/", "working directory in the guest")
+	user := fs.String("user", "0:0", "UID:GID to run as")
+	var env stringList
+	fs.Var(&env, "e", "environment variable K=V (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "novm run: no command given (novm run [flags] -- CMD [ARGS...])")
+		return errUsage
+	}
+	if err := vf.check(); err != nil {
+		return err
+	}
+	uid, gid, err := parseUser(*user)
+	if err != nil {
+		return err
+	}
+	for _, e := range env {
+		if !strings.Contains(e, "=") {
+			return fmt.Errorf("-e %q: want K=V", e)
+		}
+	}
+	req := &api.CreateProcessRequest{
+		Id:       "run",
+		Args:     fs.Args(),
+		Env:      append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}, env...),
+		Cwd:      *workdir,
+		User:     &api.User{Uid: uid, Gid: gid},
+		Terminal: *tty,
+	}
+	if *tty {
+		req.Env = append(req.Env, "TERM="+termName())
+	}
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGWINCH)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bootDone := make(chan struct{})
+	go func() {
+		// A signal during boot aborts it.
+		select {
+		case <-sigs:
+			cancel()
+		case <-bootDone:
+		}
+	}()
+	sb, err := sandbox.Boot(ctx, vf.sandboxConfig())
+	close(bootDone)
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+
+	stdio := sandbox.Stdio{Stdout: os.Stdout, Stderr: os.Stderr}
+	if *interactive {
+		stdio.Stdin = os.Stdin
+	}
+	restore := func() {}
+	if *tty && isTerminal(0) && *interactive {
+		if restore, err = makeRawTerminal(0); err != nil {
+			return err
+		}
+	}
+	proc, err := sb.Start(context.Background(), req, stdio)
+	if err != nil {
+		restore()
+		var se *sandbox.StartError
+		if errors.As(err, &se) {
+			fmt.Fprintf(os.Stderr, "novm run: %v\n", se.Err)
+			sb.Shutdown(10 * time.Second)
+			return exitCode(se.ExitStatus)
+		}
+		return err
+	}
+	if *tty {
+		resize(proc)
+	}
+	go func() {
+		for s := range sigs {
+			if s == unix.SIGWINCH {
+				if *tty {
+					resize(proc)
+				}
+				continue
+			}
+			// Forwarded to the process; the VM goes when it exits.
+			proc.Signal(context.Background(), int(s.(unix.Signal)), true)
+		}
+	}()
+	code, _, err := proc.Wait(context.Background())
+	restore()
+	if err != nil {
+		return err
+	}
+	if err := sb.Shutdown(30 * time.Second); err != nil {
+		return err
+	}
+	return exitCode(code)
+}
+
+func parseUser(s string) (uint32, uint32, error) {
+	u, g, ok := strings.Cut(s, ":")
+	uid, err1 := strconv.ParseUint(u, 10, 32)
+	gid, err2 := strconv.ParseUint(g, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("--user %q: want numeric UID:GID", s)
+	}
+	return uint32(uid), uint32(gid), nil
+}
+
+func termName() string {
+	if t := os.Getenv("TERM"); t != "" {
+		return t
+	}
+	return "xterm"
+}
+
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}
+
+// makeRawTerminal puts the local terminal in raw mode so keys (Ctrl-C
+// included) go to the guest's terminal, which does the line discipline.
+func makeRawTerminal(fd int) (func(), error) {
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, err
+	}
+	t := *old
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &t); err != nil {
+		return nil, err
+	}
+	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
+}
+
+// resize copies the local terminal's size to the process's terminal
+// (80x24 when stdout is not a terminal).
+func resize(p *sandbox.Process) {
+	w, h := 80, 24
+	if ws, err := unix.IoctlGetWinsize(1, unix.TIOCGWINSZ); err == nil && ws.Col > 0 {
+		w, h = int(ws.Col), int(ws.Row)
+	}
+	p.Resize(context.Background(), w, h)
+}
+
