@@ -219,4 +219,3 @@ func readLine(r io.Reader) (string, error) {
 	}
 	return "", fmt.Errorf("stream header too long")
 }
-

@@ -184,4 +184,3 @@ func resize(p *sandbox.Process) {
 	}
 	p.Resize(context.Background(), w, h)
 }
-

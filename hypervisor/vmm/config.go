@@ -56,7 +56,7 @@ type Config struct {
 	// even when it has a PVH entry (for kernels whose PVH path is broken,
 	// and to test that protocol).
 	Linux64 bool
-	Log      *logrus.Entry
+	Log     *logrus.Entry
 }
 
 func (c *Config) validate() error {
