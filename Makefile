@@ -49,6 +49,7 @@ setup:
 demo: all
 	$(BIN)/novm check
 	$(BIN)/novm boot --cpus 2
+	$(BIN)/novm run -- /bin/busybox sh -c 'echo "hello from $$(/bin/busybox uname -r) on $$(/bin/busybox nproc) vCPU"'
 
 test: all
 	$(GO) vet ./...

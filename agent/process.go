@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -80,19 +81,25 @@ func (p *process) attach(stream string, c net_conn) error {
 	}
 }
 
-// takeStream returns the attached stream, waiting briefly: the host
-// attaches before it calls Start, but the connections race the RPC.
-func (p *process) takeStream(stream string) (net_conn, error) {
+// attachWait bounds how long Start waits for a stream the host opened
+// before calling it: the connection and the RPC race, and on an emulating
+// KVM under load the guest can take seconds to accept.
+const attachWait = 2 * time.Minute
+
+// takeStream returns the attached stream, waiting for it if needed.
+func (p *process) takeStream(ctx context.Context, stream string) (net_conn, error) {
 	select {
 	case c := <-p.attached[stream]:
 		return c, nil
-	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(attachWait):
 		return nil, status.Errorf(codes.FailedPrecondition, "process %s: %s stream not attached", p.id, stream)
 	}
 }
 
 // start forks and execs the process with its stdio wired to the streams.
-func (p *process) start(r *reaper) (int, error) {
+func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.started {
@@ -108,7 +115,7 @@ func (p *process) start(r *reaper) (int, error) {
 	}
 	conns := map[string]net_conn{}
 	for _, s := range p.streams() {
-		c, err := p.takeStream(s)
+		c, err := p.takeStream(ctx, s)
 		if err != nil {
 			for _, c := range conns {
 				c.Close()
@@ -280,7 +287,9 @@ func execError(name string, err error) error {
 	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.ENOEXEC):
 		return status.Errorf(codes.PermissionDenied, "%s: %v", name, err)
 	}
-	return status.Errorf(codes.Internal, "%s: %v", name, err)
+	// Anything else the kernel refused (a bad uid is EINVAL): the command
+	// could not be executed as asked.
+	return status.Errorf(codes.InvalidArgument, "%s: %v", name, err)
 }
 
 // openPty opens a new pseudo-terminal pair (no cgo: ptmx + ioctls).

@@ -61,7 +61,7 @@ func (s *service) StartProcess(ctx context.Context, req *api.StartProcessRequest
 	if err != nil {
 		return nil, err
 	}
-	pid, err := p.start(s.reaper)
+	pid, err := p.start(ctx, s.reaper)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ type vmFlags struct {
 	cpus, memory                    int
 	console, debug                  bool
 	readyTimeout                    time.Duration
+	vsockSocket                     string
 }
 
 func (f *vmFlags) register(fs *flag.FlagSet) {
@@ -37,6 +38,7 @@ func (f *vmFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.console, "console", false, "show the guest's serial console on stderr")
 	fs.BoolVar(&f.debug, "debug", false, "debug logging (implies --console)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", sandbox.DefaultReadyTimeout, "how long to wait for the guest agent")
+	fs.StringVar(&f.vsockSocket, "vsock-socket", "", "expose guest vsock ports on this Unix socket (\"CONNECT <port>\" handshake)")
 }
 
 // check rejects values the VMM would otherwise replace by defaults.
@@ -65,6 +67,7 @@ func (f *vmFlags) sandboxConfig() sandbox.Config {
 	}
 	return sandbox.Config{
 		ReadyTimeout: f.readyTimeout,
+		VsockSocket:  f.vsockSocket,
 		VM: vmm.Config{
 			Device: f.device, Kernel: f.kernel, Initrd: f.initrd, Cmdline: f.cmdline,
 			CPUs: f.cpus, MemoryMiB: f.memory, SerialOut: serial, CacheDir: cacheDir(), Log: log,

@@ -125,7 +125,7 @@ func (s *Sandbox) Start(ctx context.Context, req *api.CreateProcessRequest, stdi
 		switch status.Code(err) {
 		case codes.NotFound:
 			return nil, &StartError{ExitNotFound, errors.New(status.Convert(err).Message())}
-		case codes.PermissionDenied:
+		case codes.PermissionDenied, codes.InvalidArgument:
 			return nil, &StartError{ExitNotExecutable, errors.New(status.Convert(err).Message())}
 		}
 		return nil, s.agentError("start process", err)

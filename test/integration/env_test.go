@@ -6,6 +6,7 @@ package integration
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,3 +68,6 @@ func openFDs(t testing.TB) int {
 	}
 	return len(ents)
 }
+
+// ioPipe is io.Pipe, named for the tests that feed a process's stdin.
+func ioPipe() (*io.PipeReader, *io.PipeWriter) { return io.Pipe() }

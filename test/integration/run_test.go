@@ -1,0 +1,38 @@
+package integration
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The commands of the agent issue's definition of done, through the CLI
+// exactly as a user types them; one VM each, booted in parallel.
+func TestRunCLI(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name      string
+		stdin     string
+		args      []string
+		code      int
+		out, errs string
+	}{
+		{"exit status and streams", "", []string{"run", "--", "/bin/busybox", "sh", "-c", "echo out; echo err >&2; exit 3"}, 3, "out\n", "err\n"},
+		{"stdin", "hi\n", []string{"run", "-i", "--", "/bin/busybox", "cat"}, 0, "hi\n", ""},
+		{"terminal size", "", []string{"run", "-t", "--", "/bin/busybox", "stty", "size"}, 0, "24 80\r\n", ""},
+		{"env, workdir, user, not found", "", []string{"run", "-e", "GREETING=hello", "-w", "/tmp", "--user", "1000:1000", "--",
+			"/bin/busybox", "sh", "-c", "echo $GREETING $(/bin/busybox pwd) $(/bin/busybox id -u):$(/bin/busybox id -g); nosuchcmd"}, 127, "hello /tmp 1000:1000\n", "nosuchcmd: not found"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr, code := runAs(t, func(cmd *exec.Cmd) {
+				if c.stdin != "" {
+					cmd.Stdin = strings.NewReader(c.stdin)
+				}
+			}, append([]string{c.args[0], "--memory", "128"}, c.args[1:]...)...)
+			if code != c.code || stdout != c.out || !strings.Contains(stderr, c.errs) {
+				t.Fatalf("exit %d stdout %q stderr %q; want %d %q %q", code, stdout, stderr, c.code, c.out, c.errs)
+			}
+		})
+	}
+}
