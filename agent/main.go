@@ -14,6 +14,7 @@ import (
 
 	"github.com/novm/novm/agent/api"
 	"github.com/novm/novm/agent/control"
+	"github.com/novm/novm/internal/termios"
 )
 
 // ControlDevice is the virtio console the agent talks to the host on.
@@ -37,7 +38,8 @@ func Main() {
 		fmt.Fprintf(console, "novm-agent: open %s: %v (no virtio-console: is this a novm guest?)\n", ControlDevice, err)
 		powerOff()
 	}
-	if err := makeRaw(int(ctl.Fd())); err != nil {
+	// Raw: host commands must not be echoed back, bytes pass unchanged.
+	if _, err := termios.MakeRaw(int(ctl.Fd())); err != nil {
 		fmt.Fprintf(console, "novm-agent: %s: %v\n", ControlDevice, err)
 	}
 	facts := readyFacts()
@@ -131,21 +133,4 @@ func onlineCPUs() int {
 		n += z - a + 1
 	}
 	return n
-}
-
-// makeRaw turns off echo and line editing on the control tty, so host
-// commands are not echoed back and bytes pass unchanged.
-func makeRaw(fd int) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return err
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN] = 1
-	t.Cc[unix.VTIME] = 0
-	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }

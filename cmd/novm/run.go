@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/novm/novm/agent/api"
+	"github.com/novm/novm/internal/termios"
 	"github.com/novm/novm/runtime/sandbox"
 )
 
@@ -91,8 +92,10 @@ func runRun(args []string) error {
 		stdio.Stdin = os.Stdin
 	}
 	restore := func() {}
-	if *tty && isTerminal(0) && *interactive {
-		if restore, err = makeRawTerminal(0); err != nil {
+	if *tty && termios.IsTerminal(0) && *interactive {
+		// Raw: keys (Ctrl-C too) go to the guest's terminal, which does
+		// the line discipline.
+		if restore, err = termios.MakeRaw(0); err != nil {
 			return err
 		}
 	}
@@ -148,31 +151,6 @@ func termName() string {
 		return t
 	}
 	return "xterm"
-}
-
-func isTerminal(fd int) bool {
-	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	return err == nil
-}
-
-// makeRawTerminal puts the local terminal in raw mode so keys (Ctrl-C
-// included) go to the guest's terminal, which does the line discipline.
-func makeRawTerminal(fd int) (func(), error) {
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return nil, err
-	}
-	t := *old
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &t); err != nil {
-		return nil, err
-	}
-	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
 }
 
 // resize copies the local terminal's size to the process's terminal

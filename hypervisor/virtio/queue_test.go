@@ -3,19 +3,9 @@ package virtio
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
+	"github.com/novm/novm/hypervisor/virtio/virtiotest"
 	"testing"
 )
-
-// flatMem is guest RAM as one byte slice starting at guest address 0.
-type flatMem []byte
-
-func (m flatMem) Slice(addr, n uint64) ([]byte, error) {
-	if addr+n < addr || addr+n > uint64(len(m)) {
-		return nil, fmt.Errorf("out of range %#x+%#x", addr, n)
-	}
-	return m[addr : addr+n : addr+n], nil
-}
 
 const (
 	tDesc  = 0x1000
@@ -27,12 +17,12 @@ const (
 
 // driver plays the guest side of a split ring.
 type driver struct {
-	mem   flatMem
+	mem   virtiotest.FlatMem
 	avail uint16
 }
 
 func newDriver() (*driver, *Queue) {
-	d := &driver{mem: make(flatMem, 0x10000)}
+	d := &driver{mem: make(virtiotest.FlatMem, 0x10000)}
 	q, err := NewQueue(d.mem, QueueState{Size: tSize, DescAddr: tDesc, AvailAddr: tAvail, UsedAddr: tUsed})
 	if err != nil {
 		panic(err)
@@ -125,7 +115,7 @@ func TestHostileRings(t *testing.T) {
 }
 
 func TestNewQueueChecksRings(t *testing.T) {
-	mem := make(flatMem, 0x4000)
+	mem := make(virtiotest.FlatMem, 0x4000)
 	for _, s := range []QueueState{
 		{Size: 0, DescAddr: 0, AvailAddr: 0x1000, UsedAddr: 0x2000},
 		{Size: 3, DescAddr: 0, AvailAddr: 0x1000, UsedAddr: 0x2000},
@@ -149,7 +139,7 @@ func FuzzQueue(f *testing.F) {
 	f.Add(make([]byte, 64), uint16(4))
 	f.Fuzz(func(t *testing.T, mem []byte, size uint16) {
 		size = 1 << (size % 6) // 1..32
-		m := make(flatMem, 0x1000)
+		m := make(virtiotest.FlatMem, 0x1000)
 		copy(m, mem)
 		q, err := NewQueue(m, QueueState{Size: size, DescAddr: 0, AvailAddr: 0x100 * 2, UsedAddr: 0x100 * 4})
 		if err != nil {

@@ -3,23 +3,14 @@ package mmio
 import (
 	"bytes"
 	"encoding/binary"
-	"fmt"
 	"testing"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/novm/novm/hypervisor/virtio"
 	"github.com/novm/novm/hypervisor/virtio/console"
+	"github.com/novm/novm/hypervisor/virtio/virtiotest"
 )
-
-type flatMem []byte
-
-func (m flatMem) Slice(addr, n uint64) ([]byte, error) {
-	if addr+n < addr || addr+n > uint64(len(m)) {
-		return nil, fmt.Errorf("out of range")
-	}
-	return m[addr : addr+n : addr+n], nil
-}
 
 type countIRQ struct{ n int }
 
@@ -28,7 +19,7 @@ func (c *countIRQ) Trigger() error { c.n++; return nil }
 type guest struct {
 	t   *testing.T
 	tr  *Transport
-	mem flatMem
+	mem virtiotest.FlatMem
 }
 
 func (g *guest) read(off uint64) uint32 {
@@ -71,7 +62,7 @@ func (g *guest) probe(features uint64) uint32 {
 }
 
 func newGuest(t *testing.T, dev virtio.Device, irq Interrupt) *guest {
-	mem := make(flatMem, 0x20000)
+	mem := make(virtiotest.FlatMem, 0x20000)
 	tr := New(0xd0000000, 5, dev, mem, irq, nil, logrus.NewEntry(logrus.New()))
 	return &guest{t: t, tr: tr, mem: mem}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"syscall"
 	"testing"
@@ -13,16 +12,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/novm/novm/hypervisor/virtio"
+	"github.com/novm/novm/hypervisor/virtio/virtiotest"
 )
-
-type flatMem []byte
-
-func (m flatMem) Slice(addr, n uint64) ([]byte, error) {
-	if addr+n < addr || addr+n > uint64(len(m)) {
-		return nil, fmt.Errorf("out of range")
-	}
-	return m[addr : addr+n : addr+n], nil
-}
 
 type nopIRQ struct{}
 
@@ -31,7 +22,7 @@ func (nopIRQ) UsedBuffers() {}
 // fakeGuest plays the guest driver: it owns the rings in flat memory.
 type fakeGuest struct {
 	t      *testing.T
-	mem    flatMem
+	mem    virtiotest.FlatMem
 	dev    *Device
 	rings  [3]ring
 	cid    uint64
@@ -48,7 +39,7 @@ type ring struct {
 const qsz = 16
 
 func newFakeGuest(t *testing.T) *fakeGuest {
-	g := &fakeGuest{t: t, mem: make(flatMem, 1<<20), cid: DefaultGuestCID}
+	g := &fakeGuest{t: t, mem: make(virtiotest.FlatMem, 1<<20), cid: DefaultGuestCID}
 	g.dev = New(DefaultGuestCID, logrus.NewEntry(logrus.New()))
 	var qs []*virtio.Queue
 	for i := range g.rings {
