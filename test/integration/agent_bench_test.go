@@ -156,7 +156,17 @@ func startRuncContainer(b *testing.B, runc string) string {
 	spec = bytes.Replace(spec, []byte(`"terminal": true`), []byte(`"terminal": false`), 1)
 	os.WriteFile(filepath.Join(dir, "config.json"), spec, 0o644)
 	id := fmt.Sprintf("novm-bench-%d", os.Getpid())
-	if out, err := exec.Command(runc, "run", "-d", "--bundle", dir, id).CombinedOutput(); err != nil {
+	// The detached container inherits runc's stdio: give it a file, not a
+	// pipe this process would wait on for ever.
+	logf, err := os.Create(filepath.Join(dir, "runc.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(runc, "run", "-d", "--bundle", dir, id)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Run(); err != nil {
+		out, _ := os.ReadFile(logf.Name())
 		b.Fatalf("runc run: %v\n%s", err, out)
 	}
 	return id
