@@ -1,9 +1,9 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -192,30 +192,25 @@ func (s *service) attach(c net.Conn) error {
 	if !ok {
 		return fmt.Errorf("stream cannot half-close")
 	}
-	line, err := readLine(c)
+	// One read takes the header (the host sends it in one write); stdin
+	// bytes that came with it stay buffered in front of the stream.
+	br := bufio.NewReaderSize(c, 256)
+	line, err := br.ReadSlice('\n')
 	if err != nil {
-		return err
+		return fmt.Errorf("stream header: %w", err)
 	}
-	id, stream, _ := strings.Cut(line, " ")
+	id, stream, _ := strings.Cut(strings.TrimSuffix(string(line), "\n"), " ")
 	p, err := s.get(id)
 	if err != nil {
 		return err
 	}
-	return p.attach(stream, nc)
+	return p.attach(stream, &bufferedConn{net_conn: nc, r: br})
 }
 
-// readLine reads one line byte by byte, so nothing after it is consumed.
-func readLine(r io.Reader) (string, error) {
-	var b strings.Builder
-	buf := make([]byte, 1)
-	for b.Len() < 256 {
-		if _, err := r.Read(buf); err != nil {
-			return "", err
-		}
-		if buf[0] == '\n' {
-			return b.String(), nil
-		}
-		b.WriteByte(buf[0])
-	}
-	return "", fmt.Errorf("stream header too long")
+// bufferedConn reads what the header reader buffered before the conn.
+type bufferedConn struct {
+	net_conn
+	r *bufio.Reader
 }
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }

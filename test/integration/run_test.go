@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"bufio"
+	"errors"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -34,5 +37,32 @@ func TestRunCLI(t *testing.T) {
 				t.Fatalf("exit %d stdout %q stderr %q; want %d %q %q", code, stdout, stderr, c.code, c.out, c.errs)
 			}
 		})
+	}
+}
+
+// SIGTERM to `novm run` reaches the process (exit 143) and the VM goes
+// down cleanly.
+func TestRunForwardsSignals(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(asset(t, "novm"), "run", "--memory", "128", "--", "/bin/busybox", "sh", "-c", "echo started; exec /bin/busybox sleep 600")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "started\n" {
+		cmd.Process.Kill()
+		t.Fatalf("first line %q, %v; stderr %s", line, err, stderr.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Fatalf("novm run ended with %v, want exit 143; stderr %s", err, stderr.String())
 	}
 }

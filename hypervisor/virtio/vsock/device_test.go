@@ -376,3 +376,26 @@ func FuzzTxPacket(f *testing.F) {
 		g.received()
 	})
 }
+
+// The event queue carries TRANSPORT_RESET; host connections are reset too.
+func TestTransportReset(t *testing.T) {
+	g := newFakeGuest(t)
+	l, _ := g.dev.Listen(1024)
+	defer l.Close()
+	g.postRx(4)
+	g.send(header{SrcPort: 7, DstPort: 1024, Op: opRequest}, nil)
+	c, _ := l.Accept()
+	g.offer(evQueue, nil, 8, true)
+	g.dev.TransportReset()
+	ev := g.rings[evQueue]
+	used := g.mem[ev.base+0x2000:]
+	if idx := binary.LittleEndian.Uint16(used[2:]); idx != 1 {
+		t.Fatalf("event queue used idx %d", idx)
+	}
+	if n := binary.LittleEndian.Uint32(used[8:]); n != 4 || binary.LittleEndian.Uint32(g.mem[ev.bufBase:]) != eventTransportReset {
+		t.Fatalf("event = %d bytes", n)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection survived the transport reset")
+	}
+}
