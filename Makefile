@@ -61,6 +61,7 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzQueue$$' -fuzztime $(FUZZTIME) ./hypervisor/virtio/
 	$(GO) test -run '^$$' -fuzz '^FuzzTxPacket$$' -fuzztime $(FUZZTIME) ./hypervisor/virtio/vsock/
+	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) ./virtiofs/
 
 bench: all
 	NOVM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/integration/

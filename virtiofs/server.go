@@ -1,0 +1,208 @@
+package virtiofs
+
+import (
+	"fmt"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options tune a share.
+type Options struct {
+	// ReadOnly refuses every mutating request with EROFS.
+	ReadOnly bool
+	// MaxFDs bounds the descriptors the guest can make the server hold.
+	MaxFDs int
+	// EntryTimeout and AttrTimeout (seconds) are how long the guest may
+	// cache names and attributes: long for read-only layers, short for
+	// shares the host may change.
+	EntryTimeout, AttrTimeout uint64
+}
+
+// Server serves one host directory to the guest.
+type Server struct {
+	opts  Options
+	nodes *nodeTable
+
+	mu      sync.Mutex
+	handles map[uint64]*handle
+	nextFH  uint64
+}
+
+// handle is an open file or a directory listing.
+type handle struct {
+	fd      int
+	entries []dirEntry // directories: snapshot taken at OPENDIR
+}
+
+type dirEntry struct {
+	name string
+	ino  uint64
+	typ  uint8
+}
+
+// New serves the directory at root.
+func New(root string, opts Options) (*Server, error) {
+	if opts.MaxFDs == 0 {
+		opts.MaxFDs = 65536
+	}
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("share %s: %w", root, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("share %s: %w", root, err)
+	}
+	return &Server{opts: opts, nodes: newNodeTable(fd, st, opts.MaxFDs), handles: map[uint64]*handle{}, nextFH: 1}, nil
+}
+
+// Close releases every descriptor the server holds.
+func (s *Server) Close() {
+	s.mu.Lock()
+	for fh, h := range s.handles {
+		if h.fd >= 0 {
+			unix.Close(h.fd)
+		}
+		delete(s.handles, fh)
+	}
+	s.mu.Unlock()
+	s.nodes.closeAll()
+}
+
+// Handle implements fs.Server.
+func (s *Server) Handle(in []byte, out [][]byte) int {
+	h, body, err := parseIn(in)
+	if err != nil {
+		return 0 // no trustworthy unique id to answer
+	}
+	switch h.Opcode {
+	case opForget:
+		if len(body) >= 8 {
+			s.nodes.forget(h.NodeID, le.Uint64(body))
+		}
+		return 0
+	case opBatchForget:
+		s.batchForget(body)
+		return 0
+	case opInterrupt:
+		return 0 // requests are answered synchronously: nothing to interrupt
+	}
+	payload, errno := s.dispatch(h, body)
+	return writeReply(out, h.Unique, errno, payload)
+}
+
+func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
+	switch h.Opcode {
+	case opInit:
+		return s.init(body)
+	case opDestroy:
+		return nil, 0
+	case opLookup:
+		return s.lookup(h.NodeID, body)
+	case opGetattr:
+		return s.getattr(h.NodeID)
+	case opReadlink:
+		return s.readlink(h.NodeID)
+	case opOpen:
+		return s.open(h.NodeID, body, false)
+	case opOpendir:
+		return s.open(h.NodeID, body, true)
+	case opRead:
+		return s.read(body)
+	case opRelease, opReleasedir:
+		return s.release(body)
+	case opReaddir:
+		return s.readdir(h.NodeID, body, false)
+	case opReaddirplus:
+		return s.readdir(h.NodeID, body, true)
+	case opFlush, opFsyncdir, opSyncfs:
+		return nil, 0
+	case opStatfs:
+		return s.statfs()
+	case opAccess:
+		// The guest kernel checks permissions itself (virtio-fs mounts
+		// with default_permissions); existence is what is left to say.
+		if s.nodes.get(h.NodeID) == nil {
+			return nil, unix.ENOENT
+		}
+		return nil, 0
+	}
+	return nil, unix.ENOSYS
+}
+
+// writeReply scatters the out header and payload into the guest's buffers.
+func writeReply(out [][]byte, unique uint64, errno unix.Errno, payload []byte) int {
+	if errno != 0 {
+		payload = nil
+	}
+	var hdr [outHeaderSize]byte
+	le.PutUint32(hdr[0:], uint32(outHeaderSize+len(payload)))
+	e := -int32(errno)
+	le.PutUint32(hdr[4:], uint32(e))
+	le.PutUint64(hdr[8:], unique)
+	room := 0
+	for _, o := range out {
+		room += len(o)
+	}
+	if room < outHeaderSize+len(payload) {
+		if room < outHeaderSize {
+			return 0
+		}
+		// The guest's buffers cannot take the reply: say so instead.
+		payload = nil
+		le.PutUint32(hdr[0:], outHeaderSize)
+		e = -int32(unix.ERANGE)
+		le.PutUint32(hdr[4:], uint32(e))
+	}
+	n := 0
+	for _, src := range [][]byte{hdr[:], payload} {
+		for len(src) > 0 {
+			for len(out) > 0 && len(out[0]) == 0 {
+				out = out[1:]
+			}
+			k := copy(out[0], src)
+			out[0], src = out[0][k:], src[k:]
+			n += k
+		}
+	}
+	return n
+}
+
+func (s *Server) init(body []byte) ([]byte, unix.Errno) {
+	if len(body) < 16 {
+		return nil, unix.EINVAL
+	}
+	major, minor, readahead, flags := le.Uint32(body[0:]), le.Uint32(body[4:]), le.Uint32(body[8:]), le.Uint32(body[12:])
+	if major != kernelVersion {
+		return nil, unix.EPROTO
+	}
+	const (
+		asyncRead     = 1 << 0
+		doReaddirplus = 1 << 13
+		maxPages      = 1 << 22
+	)
+	out := make([]byte, 64)
+	le.PutUint32(out[0:], kernelVersion)
+	le.PutUint32(out[4:], min(minor, minorVersion))
+	le.PutUint32(out[8:], readahead)
+	le.PutUint32(out[12:], flags&(asyncRead|doReaddirplus|maxPages))
+	le.PutUint16(out[16:], 64)    // max_background
+	le.PutUint16(out[18:], 48)    // congestion_threshold
+	le.PutUint32(out[20:], 1<<20) // max_write
+	le.PutUint32(out[24:], 1)     // time_gran: nanoseconds
+	le.PutUint16(out[28:], 256)   // max_pages
+	return out, 0
+}
+
+func errnoOf(err error) unix.Errno {
+	if e, ok := err.(unix.Errno); ok {
+		return e
+	}
+	if pe, ok := err.(*os.PathError); ok {
+		return errnoOf(pe.Err)
+	}
+	return unix.EIO
+}
