@@ -12,7 +12,7 @@ KERNEL_INPUTS := $(wildcard guest/kernel/*) $(wildcard guest/kernel/patches/*)
 
 .PHONY: all test bench demo setup install clean fuzz proto
 
-all: $(BIN)/novm $(BIN)/novm-agent $(BIN)/vmlinux $(BIN)/initramfs.cpio $(BIN)/initramfs-busybox.cpio
+all: $(BIN)/novm $(BIN)/novm-agent $(BIN)/vmlinux $(BIN)/initramfs.cpio $(BIN)/initramfs-busybox.cpio $(BIN)/rootfs/bin/busybox
 
 $(BIN)/novm: $(GO_SOURCES)
 	$(GO) build -trimpath -o $@ ./cmd/novm
@@ -41,6 +41,13 @@ proto:
 	GOBIN=$(abspath $(BIN)/tools) $(GO) install github.com/containerd/ttrpc/cmd/protoc-gen-go-ttrpc@v1.2.10
 	PATH=$(abspath $(BIN)/tools):$$PATH protoc -I agent/api --go_out=agent/api --go_opt=paths=source_relative \
 		--go-ttrpc_out=agent/api --go-ttrpc_opt=paths=source_relative agent/api/agent.proto
+
+# A busybox root filesystem for `novm run --rootfs`: every applet linked,
+# the directories the agent mounts on.
+$(BIN)/rootfs/bin/busybox: $(BUSYBOX)
+	rm -rf $(BIN)/rootfs && mkdir -p $(BIN)/rootfs/bin $(BIN)/rootfs/proc $(BIN)/rootfs/sys $(BIN)/rootfs/dev $(BIN)/rootfs/tmp $(BIN)/rootfs/etc $(BIN)/rootfs/root
+	cp $(BUSYBOX) $(BIN)/rootfs/bin/busybox
+	for a in $$($(BUSYBOX) --list); do [ -e $(BIN)/rootfs/bin/$$a ] || ln -s busybox $(BIN)/rootfs/bin/$$a; done
 
 # Installs the Debian packages and Go tools the build and tests need.
 setup:

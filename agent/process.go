@@ -106,10 +106,17 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 		return 0, status.Errorf(codes.FailedPrecondition, "process %s already started", p.id)
 	}
 	req := p.req
+	var err error
 	if len(req.Args) == 0 {
 		return 0, status.Errorf(codes.InvalidArgument, "process %s: no command", p.id)
 	}
-	path, err := lookPath(req.Args[0], req.Env)
+	root := ""
+	if req.Rootfs != "" {
+		if root, err = mountRootfs(req.Rootfs); err != nil {
+			return 0, err
+		}
+	}
+	path, err := lookPath(req.Args[0], req.Env, root)
 	if err != nil {
 		return 0, err
 	}
@@ -128,7 +135,7 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 	if cmd.Dir == "" {
 		cmd.Dir = "/"
 	}
-	attr := &syscall.SysProcAttr{}
+	attr := &syscall.SysProcAttr{Chroot: root}
 	if u := req.User; u != nil {
 		attr.Credential = &syscall.Credential{Uid: u.Uid, Gid: u.Gid, Groups: u.AdditionalGids}
 	}
@@ -256,10 +263,11 @@ func (p *process) hasExited() bool {
 	}
 }
 
-// lookPath resolves a command like a shell would, with the process's PATH.
-func lookPath(name string, env []string) (string, error) {
+// lookPath resolves a command like a shell would, with the process's PATH,
+// inside root (the path returned is as the process will see it).
+func lookPath(name string, env []string, root string) (string, error) {
 	if strings.Contains(name, "/") {
-		if _, err := os.Stat(name); err != nil {
+		if _, err := os.Stat(inRoot(root, name)); err != nil {
 			return "", status.Errorf(codes.NotFound, "%s: no such file or directory", name)
 		}
 		return name, nil
@@ -272,7 +280,7 @@ func lookPath(name string, env []string) (string, error) {
 	}
 	for _, dir := range filepath.SplitList(path) {
 		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+		if st, err := os.Stat(inRoot(root, p)); err == nil && !st.IsDir() {
 			return p, nil
 		}
 	}

@@ -280,8 +280,12 @@ type CreateProcessRequest struct {
 	// reads /dev/null.
 	Stdin           bool `protobuf:"varint,8,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	NoNewPrivileges bool `protobuf:"varint,9,opt,name=no_new_privileges,json=noNewPrivileges,proto3" json:"no_new_privileges,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// rootfs is the tag of a virtio-fs share to use as the process's root
+	// filesystem (with /proc, /sys, /dev and /tmp mounted inside); empty
+	// runs it in the initramfs.
+	Rootfs        string `protobuf:"bytes,10,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateProcessRequest) Reset() {
@@ -375,6 +379,13 @@ func (x *CreateProcessRequest) GetNoNewPrivileges() bool {
 		return x.NoNewPrivileges
 	}
 	return false
+}
+
+func (x *CreateProcessRequest) GetRootfs() string {
+	if x != nil {
+		return x.Rootfs
+	}
+	return ""
 }
 
 type StartProcessRequest struct {
@@ -927,7 +938,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x06Rlimit\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04soft\x18\x02 \x01(\x04R\x04soft\x12\x12\n" +
-	"\x04hard\x18\x03 \x01(\x04R\x04hard\"\x96\x02\n" +
+	"\x04hard\x18\x03 \x01(\x04R\x04hard\"\xae\x02\n" +
 	"\x14CreateProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x12\x10\n" +
@@ -937,7 +948,9 @@ const file_agent_proto_rawDesc = "" +
 	"\arlimits\x18\x06 \x03(\v2\x15.novm.agent.v1.RlimitR\arlimits\x12\x1a\n" +
 	"\bterminal\x18\a \x01(\bR\bterminal\x12\x14\n" +
 	"\x05stdin\x18\b \x01(\bR\x05stdin\x12*\n" +
-	"\x11no_new_privileges\x18\t \x01(\bR\x0fnoNewPrivileges\"%\n" +
+	"\x11no_new_privileges\x18\t \x01(\bR\x0fnoNewPrivileges\x12\x16\n" +
+	"\x06rootfs\x18\n" +
+	" \x01(\tR\x06rootfs\"%\n" +
 	"\x13StartProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"(\n" +
 	"\x14StartProcessResponse\x12\x10\n" +

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/novm/novm/agent/api"
+	"github.com/novm/novm/hypervisor/vmm"
 	"github.com/novm/novm/internal/termios"
 	"github.com/novm/novm/runtime/sandbox"
 )
@@ -33,6 +34,7 @@ func runRun(args []string) error {
 	tty := fs.Bool("t", false, "give the process a terminal")
 	workdir := fs.String("w", "/", "working directory in the guest")
 	user := fs.String("user", "0:0", "UID:GID to run as")
+	rootfs := fs.String("rootfs", "", "host directory to use as the root filesystem (served read-only over virtio-fs; /tmp is a tmpfs)")
 	var env stringList
 	fs.Var(&env, "e", "environment variable K=V (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +67,15 @@ func runRun(args []string) error {
 	if *tty {
 		req.Env = append(req.Env, "TERM="+termName())
 	}
+	cfg := vf.sandboxConfig()
+	if *rootfs != "" {
+		st, err := os.Stat(*rootfs)
+		if err != nil || !st.IsDir() {
+			return fmt.Errorf("--rootfs %s: not a directory", *rootfs)
+		}
+		cfg.VM.Shares = append(cfg.VM.Shares, vmm.Share{Tag: "rootfs", Path: *rootfs, ReadOnly: true})
+		req.Rootfs = "rootfs"
+	}
 
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGWINCH)
@@ -80,7 +91,7 @@ func runRun(args []string) error {
 		case <-bootDone:
 		}
 	}()
-	sb, err := sandbox.Boot(ctx, vf.sandboxConfig())
+	sb, err := sandbox.Boot(ctx, cfg)
 	close(bootDone)
 	if err != nil {
 		return err

@@ -50,6 +50,9 @@ type Config struct {
 	AgentOut io.Writer
 	// CacheDir holds unpacked bzImage payloads.
 	CacheDir string
+	// Shares are host directories served to the guest over virtio-fs,
+	// each mountable by its tag.
+	Shares []Share
 	// GuestCID is the guest's vsock context ID (default 3).
 	GuestCID uint64
 	// Linux64 enters the kernel through the Linux 64-bit boot protocol
@@ -85,6 +88,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("--memory %d MiB: more than 1 TiB is not supported", c.MemoryMiB)
 	}
 	return nil
+}
+
+// Share is a host directory the guest mounts with
+// `mount -t virtiofs TAG DIR`.
+type Share struct {
+	Tag      string
+	Path     string
+	ReadOnly bool
 }
 
 // HostCmdline returns kernel parameters this host's KVM needs, empty on an

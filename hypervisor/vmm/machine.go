@@ -16,8 +16,10 @@ import (
 	"github.com/novm/novm/hypervisor/memory"
 	"github.com/novm/novm/hypervisor/virtio"
 	"github.com/novm/novm/hypervisor/virtio/console"
+	"github.com/novm/novm/hypervisor/virtio/fs"
 	"github.com/novm/novm/hypervisor/virtio/mmio"
 	"github.com/novm/novm/hypervisor/virtio/vsock"
+	"github.com/novm/novm/virtiofs"
 )
 
 // Fixed platform layout: legacy ports, IRQs, and the virtio-mmio windows.
@@ -44,6 +46,7 @@ type Machine struct {
 	serial     *serial.UART
 	console    *console.Device
 	vsock      *vsock.Device
+	fsServers  []*virtiofs.Server
 	tail       *tailBuffer
 	cmdline    string
 
@@ -153,7 +156,28 @@ func (m *Machine) setupDevices() error {
 		cid = vsock.DefaultGuestCID
 	}
 	m.vsock = vsock.New(cid, m.cfg.Log.WithField("device", "virtio-vsock"))
-	return m.addVirtio(m.vsock, useIRQFD)
+	if err := m.addVirtio(m.vsock, useIRQFD); err != nil {
+		return err
+	}
+	for _, sh := range m.cfg.Shares {
+		opts := virtiofs.Options{ReadOnly: sh.ReadOnly, EntryTimeout: 1, AttrTimeout: 1}
+		if sh.ReadOnly {
+			opts.EntryTimeout, opts.AttrTimeout = 3600, 3600
+		}
+		srv, err := virtiofs.New(sh.Path, opts)
+		if err != nil {
+			return err
+		}
+		m.fsServers = append(m.fsServers, srv)
+		dev, err := fs.New(sh.Tag, srv, m.cfg.Log.WithField("device", "virtio-fs:"+sh.Tag))
+		if err != nil {
+			return err
+		}
+		if err := m.addVirtio(dev, useIRQFD); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addVirtio puts dev behind the next virtio-mmio window and IOAPIC pin.
@@ -324,6 +348,9 @@ func (m *Machine) Close() error {
 		<-m.done
 		for _, t := range m.transports {
 			t.Close()
+		}
+		for _, s := range m.fsServers {
+			s.Close()
 		}
 		for _, l := range m.irqs {
 			l.close()

@@ -66,3 +66,15 @@ func TestRunForwardsSignals(t *testing.T) {
 		t.Fatalf("novm run ended with %v, want exit 143; stderr %s", err, stderr.String())
 	}
 }
+
+// The virtio-fs issue's definition of done: a busybox tree as the root
+// filesystem, served by novm's own virtio-fs device, with /tmp writable.
+func TestRunRootfs(t *testing.T) {
+	t.Parallel()
+	script := "echo hi > /tmp/x && cat /tmp/x; test -e /init && echo initramfs visible; /bin/ls /; cat /proc/self/comm"
+	stdout, stderr, code := novm(t, "run", "--memory", "128", "--rootfs", asset(t, "rootfs"), "--", "/bin/sh", "-c", script)
+	want := "hi\nbin\ndev\netc\nproc\nroot\nsys\ntmp\ncat\n"
+	if code != 0 || stdout != want {
+		t.Fatalf("exit %d stdout %q stderr %q; want %q", code, stdout, stderr, want)
+	}
+}
