@@ -78,4 +78,3 @@ func inRoot(root, path string) string {
 	}
 	return filepath.Join(root, filepath.Clean("/"+path))
 }
-
