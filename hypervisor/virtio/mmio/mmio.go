@@ -302,31 +302,32 @@ func (t *Transport) Write(offset uint64, data []byte) {
 		t.isr.And(^v)
 	case regStatus:
 		t.setStatus(v)
-	case regQueueDescLow:
+	case regQueueDescLow, regQueueDescHigh, regQueueDriverLow, regQueueDriverHigh, regQueueDeviceLow, regQueueDeviceHigh:
 		if settable {
-			q.desc = q.desc&^0xffffffff | uint64(v)
-		}
-	case regQueueDescHigh:
-		if settable {
-			q.desc = q.desc&0xffffffff | uint64(v)<<32
-		}
-	case regQueueDriverLow:
-		if settable {
-			q.driver = q.driver&^0xffffffff | uint64(v)
-		}
-	case regQueueDriverHigh:
-		if settable {
-			q.driver = q.driver&0xffffffff | uint64(v)<<32
-		}
-	case regQueueDeviceLow:
-		if settable {
-			q.devic = q.devic&^0xffffffff | uint64(v)
-		}
-	case regQueueDeviceHigh:
-		if settable {
-			q.devic = q.devic&0xffffffff | uint64(v)<<32
+			setHalf(q.ringAddr(offset), v, offset%8 == 4)
 		}
 	case regSHMSel:
+	}
+}
+
+// ringAddr is the ring address a Queue{Desc,Driver,Device}{Low,High}
+// register writes half of.
+func (q *queueConfig) ringAddr(reg uint64) *uint64 {
+	switch reg &^ 4 {
+	case regQueueDescLow:
+		return &q.desc
+	case regQueueDriverLow:
+		return &q.driver
+	}
+	return &q.devic
+}
+
+// setHalf sets the low or high 32 bits of *p.
+func setHalf(p *uint64, v uint32, high bool) {
+	if high {
+		*p = *p&0xffffffff | uint64(v)<<32
+	} else {
+		*p = *p&^0xffffffff | uint64(v)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"syscall"
 	"testing"
 
@@ -118,6 +119,25 @@ func (g *fakeGuest) received() []packet {
 type packet struct {
 	h    header
 	data []byte
+}
+
+// connected sets up a guest that connected from port 7 to a host listener
+// on 1024, with rx buffers posted and the RESPONSE consumed.
+func connected(t *testing.T, rxBufs int) (*fakeGuest, *Listener, net.Conn) {
+	g := newFakeGuest(t)
+	l, err := g.dev.Listen(1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	g.postRx(rxBufs)
+	g.send(header{SrcPort: 7, DstPort: 1024, Op: opRequest}, nil)
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.received()
+	return g, l, c
 }
 
 func ops(ps []packet) []uint16 {
@@ -273,13 +293,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 }
 
 func TestCreditOverrunResets(t *testing.T) {
-	g := newFakeGuest(t)
-	l, _ := g.dev.Listen(1024)
-	defer l.Close()
-	g.postRx(8)
-	g.send(header{SrcPort: 7, DstPort: 1024, Op: opRequest}, nil)
-	c, _ := l.Accept()
-	g.received()
+	g, _, c := connected(t, 8)
 	chunk := bytes.Repeat([]byte("x"), maxPayload)
 	for i := 0; i < bufAlloc/maxPayload+1; i++ {
 		g.send(header{SrcPort: 7, DstPort: 1024, Op: opRW}, chunk)
@@ -293,13 +307,7 @@ func TestCreditOverrunResets(t *testing.T) {
 }
 
 func TestCreditReturnedAsHostReads(t *testing.T) {
-	g := newFakeGuest(t)
-	l, _ := g.dev.Listen(1024)
-	defer l.Close()
-	g.postRx(8)
-	g.send(header{SrcPort: 7, DstPort: 1024, Op: opRequest}, nil)
-	c, _ := l.Accept()
-	g.received()
+	g, _, c := connected(t, 8)
 	chunk := bytes.Repeat([]byte("x"), maxPayload)
 	g.send(header{SrcPort: 7, DstPort: 1024, Op: opRW}, chunk)
 	io.ReadFull(c, make([]byte, maxPayload))
@@ -314,13 +322,7 @@ func TestCreditReturnedAsHostReads(t *testing.T) {
 }
 
 func TestCloseShutsBothWaysAndPeerRST(t *testing.T) {
-	g := newFakeGuest(t)
-	l, _ := g.dev.Listen(1024)
-	defer l.Close()
-	g.postRx(8)
-	g.send(header{SrcPort: 7, DstPort: 1024, Op: opRequest}, nil)
-	c, _ := l.Accept()
-	g.received()
+	g, l, c := connected(t, 8)
 	c.Close()
 	ps := g.received()
 	if len(ps) != 1 || ps[0].h.Op != opShutdown || ps[0].h.Flags != shutdownSend|shutdownRcv {
@@ -347,12 +349,7 @@ func TestCloseShutsBothWaysAndPeerRST(t *testing.T) {
 }
 
 func TestDeviceResetResetsConnections(t *testing.T) {
-	g := newFakeGuest(t)
-	l, _ := g.dev.Listen(1024)
-	defer l.Close()
-	g.postRx(8)
-	g.send(header{SrcPort: 7, DstPort: 1024, Op: opRequest}, nil)
-	c, _ := l.Accept()
+	g, _, c := connected(t, 8)
 	g.dev.Reset()
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) && err == nil {
 		t.Fatalf("read after reset: %v", err)
@@ -379,12 +376,7 @@ func FuzzTxPacket(f *testing.F) {
 
 // The event queue carries TRANSPORT_RESET; host connections are reset too.
 func TestTransportReset(t *testing.T) {
-	g := newFakeGuest(t)
-	l, _ := g.dev.Listen(1024)
-	defer l.Close()
-	g.postRx(4)
-	g.send(header{SrcPort: 7, DstPort: 1024, Op: opRequest}, nil)
-	c, _ := l.Accept()
+	g, _, c := connected(t, 4)
 	g.offer(evQueue, nil, 8, true)
 	g.dev.TransportReset()
 	ev := g.rings[evQueue]
