@@ -111,8 +111,8 @@ func (s *Server) readlink(id uint64) ([]byte, unix.Errno) {
 // open reopens a node for I/O. Only regular files and directories are
 // ever opened: a device node in a share must never give the guest the
 // host's device (CVE-2020-35517).
-func (s *Server) open(id uint64, body []byte, dir bool) ([]byte, unix.Errno) {
-	n := s.nodes.get(id)
+func (s *Server) open(h inHeader, body []byte, dir bool) ([]byte, unix.Errno) {
+	n := s.nodes.get(h.NodeID)
 	if n == nil {
 		return nil, unix.ENOENT
 	}
@@ -129,43 +129,48 @@ func (s *Server) open(id uint64, body []byte, dir bool) ([]byte, unix.Errno) {
 	case !dir && typ != unix.S_IFREG:
 		return nil, unix.EACCES
 	}
-	if !dir && flags&unix.O_ACCMODE != unix.O_RDONLY {
-		if s.opts.ReadOnly {
-			return nil, unix.EROFS
-		}
-		return nil, unix.ENOSYS // writes come with the write path
+	if !dir && flags&unix.O_ACCMODE != unix.O_RDONLY && s.opts.ReadOnly {
+		return nil, unix.EROFS
 	}
 	// Reopen the inode itself through its O_PATH descriptor (the magic
 	// link is the server's own, never a guest-supplied path); the type
-	// was checked above and an inode's type cannot change.
-	oflags := unix.O_RDONLY | unix.O_CLOEXEC
+	// was checked above and an inode's type cannot change. Opening as the
+	// caller makes the host check the caller's permissions.
+	oflags := flags&(unix.O_ACCMODE|unix.O_TRUNC|unix.O_APPEND) | unix.O_CLOEXEC
 	if dir {
-		oflags |= unix.O_DIRECTORY
+		oflags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
 	}
-	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", n.fd), oflags, 0)
+	var fd int
+	var err error
+	s.creds.as(h.UID, h.GID, func() { fd, err = unix.Open(fmt.Sprintf("/proc/self/fd/%d", n.fd), oflags, 0) })
 	if err != nil {
 		return nil, errnoOf(err)
 	}
-	h := &handle{fd: fd}
+	hd := &handle{fd: fd}
 	if dir {
 		entries, err := readDir(fd)
 		unix.Close(fd)
 		if err != nil {
 			return nil, errnoOf(err)
 		}
-		h = &handle{fd: -1, entries: entries}
+		hd = &handle{fd: -1, entries: entries}
 	}
-	s.mu.Lock()
-	fh := s.nextFH
-	s.nextFH++
-	s.handles[fh] = h
-	s.mu.Unlock()
+	fh := s.addHandle(hd)
 	out := make([]byte, 16)
 	le.PutUint64(out[0:], fh)
 	if s.opts.ReadOnly {
 		le.PutUint32(out[8:], 1<<1) // FOPEN_KEEP_CACHE: the file cannot change under the guest
 	}
 	return out, 0
+}
+
+func (s *Server) addHandle(h *handle) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fh := s.nextFH
+	s.nextFH++
+	s.handles[fh] = h
+	return fh
 }
 
 func (s *Server) handle(fh uint64) *handle {

@@ -24,6 +24,7 @@ type Options struct {
 type Server struct {
 	opts  Options
 	nodes *nodeTable
+	creds *credWorker
 
 	mu      sync.Mutex
 	handles map[uint64]*handle
@@ -56,7 +57,7 @@ func New(root string, opts Options) (*Server, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("share %s: %w", root, err)
 	}
-	return &Server{opts: opts, nodes: newNodeTable(fd, st, opts.MaxFDs), handles: map[uint64]*handle{}, nextFH: 1}, nil
+	return &Server{opts: opts, nodes: newNodeTable(fd, st, opts.MaxFDs), creds: newCredWorker(), handles: map[uint64]*handle{}, nextFH: 1}, nil
 }
 
 // Close releases every descriptor the server holds.
@@ -70,6 +71,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.nodes.closeAll()
+	s.creds.close()
 }
 
 // Handle implements fs.Server.
@@ -95,7 +97,22 @@ func (s *Server) Handle(in []byte, out [][]byte) int {
 }
 
 func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
+	if s.opts.ReadOnly && mutating(h.Opcode) {
+		return nil, unix.EROFS
+	}
 	switch h.Opcode {
+	case opMkdir:
+		return s.mkdir(h, body)
+	case opUnlink:
+		return s.remove(h, body, false)
+	case opRmdir:
+		return s.remove(h, body, true)
+	case opCreate:
+		return s.create(h, body)
+	case opWrite:
+		return s.write(h, body)
+	case opSetattr:
+		return s.setattr(h, body)
 	case opInit:
 		return s.init(body)
 	case opDestroy:
@@ -107,9 +124,9 @@ func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
 	case opReadlink:
 		return s.readlink(h.NodeID)
 	case opOpen:
-		return s.open(h.NodeID, body, false)
+		return s.open(h, body, false)
 	case opOpendir:
-		return s.open(h.NodeID, body, true)
+		return s.open(h, body, true)
 	case opRead:
 		return s.read(body)
 	case opRelease, opReleasedir:

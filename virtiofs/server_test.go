@@ -11,9 +11,10 @@ import (
 
 // client builds FUSE requests and decodes replies against a Server.
 type client struct {
-	t      *testing.T
-	s      *Server
-	unique uint64
+	t        *testing.T
+	s        *Server
+	unique   uint64
+	uid, gid uint32 // the guest caller's identity in each request
 }
 
 func (c *client) call(op uint32, node uint64, body []byte) (int32, []byte) {
@@ -24,6 +25,8 @@ func (c *client) call(op uint32, node uint64, body []byte) (int32, []byte) {
 	le.PutUint32(req[4:], op)
 	le.PutUint64(req[8:], c.unique)
 	le.PutUint64(req[16:], node)
+	le.PutUint32(req[24:], c.uid)
+	le.PutUint32(req[28:], c.gid)
 	copy(req[inHeaderSize:], body)
 	out := make([]byte, 1<<20)
 	n := c.s.Handle(req, [][]byte{out[:100], out[100:]})

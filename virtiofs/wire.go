@@ -14,26 +14,41 @@ import (
 
 // FUSE opcodes.
 const (
-	opLookup      = 1
-	opForget      = 2
-	opGetattr     = 3
-	opReadlink    = 5
-	opOpen        = 14
-	opRead        = 15
-	opStatfs      = 17
-	opRelease     = 18
-	opFlush       = 25
-	opInit        = 26
-	opOpendir     = 27
-	opReaddir     = 28
-	opReleasedir  = 29
-	opFsyncdir    = 30
-	opAccess      = 34
-	opInterrupt   = 36
-	opDestroy     = 38
-	opBatchForget = 42
-	opReaddirplus = 44
-	opSyncfs      = 50
+	opLookup        = 1
+	opForget        = 2
+	opGetattr       = 3
+	opSetattr       = 4
+	opReadlink      = 5
+	opSymlink       = 6
+	opMknod         = 8
+	opMkdir         = 9
+	opUnlink        = 10
+	opRmdir         = 11
+	opRename        = 12
+	opLink          = 13
+	opOpen          = 14
+	opRead          = 15
+	opWrite         = 16
+	opStatfs        = 17
+	opRelease       = 18
+	opSetxattr      = 21
+	opRemovexattr   = 24
+	opFlush         = 25
+	opInit          = 26
+	opOpendir       = 27
+	opReaddir       = 28
+	opReleasedir    = 29
+	opFsyncdir      = 30
+	opAccess        = 34
+	opCreate        = 35
+	opInterrupt     = 36
+	opDestroy       = 38
+	opBatchForget   = 42
+	opFallocate     = 43
+	opReaddirplus   = 44
+	opRename2       = 45
+	opCopyFileRange = 47
+	opSyncfs        = 50
 )
 
 const (
