@@ -113,6 +113,32 @@ func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
 		return s.write(h, body)
 	case opSetattr:
 		return s.setattr(h, body)
+	case opRename:
+		return s.rename(h, body, false)
+	case opRename2:
+		return s.rename(h, body, true)
+	case opSymlink:
+		return s.symlink(h, body)
+	case opLink:
+		return s.link(h, body)
+	case opMknod:
+		return s.mknod(h, body)
+	case opFsync:
+		return s.fsync(body)
+	case opFallocate:
+		return s.fallocate(h, body)
+	case opLseek:
+		return s.lseek(body)
+	case opCopyFileRange:
+		return s.copyFileRange(h, body)
+	case opGetxattr:
+		return s.getxattr(h, body)
+	case opListxattr:
+		return s.listxattr(h, body)
+	case opSetxattr:
+		return s.setxattr(h, body)
+	case opRemovexattr:
+		return s.removexattr(h, body)
 	case opInit:
 		return s.init(body)
 	case opDestroy:

@@ -31,7 +31,10 @@ const (
 	opWrite         = 16
 	opStatfs        = 17
 	opRelease       = 18
+	opFsync         = 20
 	opSetxattr      = 21
+	opGetxattr      = 22
+	opListxattr     = 23
 	opRemovexattr   = 24
 	opFlush         = 25
 	opInit          = 26
@@ -47,6 +50,7 @@ const (
 	opFallocate     = 43
 	opReaddirplus   = 44
 	opRename2       = 45
+	opLseek         = 46
 	opCopyFileRange = 47
 	opSyncfs        = 50
 )
