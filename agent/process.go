@@ -116,6 +116,9 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 			return 0, err
 		}
 	}
+	if err := mountShares(root, req.Mounts); err != nil {
+		return 0, err
+	}
 	path, err := lookPath(req.Args[0], req.Env, root)
 	if err != nil {
 		return 0, err

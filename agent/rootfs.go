@@ -9,6 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/novm/novm/agent/api"
 )
 
 // rootfsDir is where the agent mounts virtio-fs shares used as roots.
@@ -77,4 +79,34 @@ func inRoot(root, path string) string {
 		return path
 	}
 	return filepath.Join(root, filepath.Clean("/"+path))
+}
+
+var mountedShares = map[string]bool{}
+
+// mountShares mounts virtio-fs shares at their targets inside root,
+// creating missing mount points. Each target is mounted once per VM.
+func mountShares(root string, mounts []*api.ShareMount) error {
+	rootfsMu.Lock()
+	defer rootfsMu.Unlock()
+	for _, m := range mounts {
+		if !validTag(m.Tag) || !filepath.IsAbs(m.Target) {
+			return status.Errorf(codes.InvalidArgument, "bad share mount %q on %q", m.Tag, m.Target)
+		}
+		target := inRoot(root, m.Target)
+		if mountedShares[target] {
+			continue
+		}
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return status.Errorf(codes.FailedPrecondition, "mount point %s: %v", m.Target, err)
+		}
+		var flags uintptr
+		if m.Readonly {
+			flags |= unix.MS_RDONLY
+		}
+		if err := unix.Mount(m.Tag, target, "virtiofs", flags, ""); err != nil {
+			return status.Errorf(codes.FailedPrecondition, "mount share %q on %s: %v", m.Tag, m.Target, err)
+		}
+		mountedShares[target] = true
+	}
+	return nil
 }

@@ -283,7 +283,10 @@ type CreateProcessRequest struct {
 	// rootfs is the tag of a virtio-fs share to use as the process's root
 	// filesystem (with /proc, /sys, /dev and /tmp mounted inside); empty
 	// runs it in the initramfs.
-	Rootfs        string `protobuf:"bytes,10,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
+	Rootfs string `protobuf:"bytes,10,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
+	// mounts are virtio-fs shares to mount (inside the rootfs, if any)
+	// before the process starts; a share already mounted there is reused.
+	Mounts        []*ShareMount `protobuf:"bytes,11,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,6 +391,75 @@ func (x *CreateProcessRequest) GetRootfs() string {
 	return ""
 }
 
+func (x *CreateProcessRequest) GetMounts() []*ShareMount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+type ShareMount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tag is the virtio-fs tag of the share.
+	Tag string `protobuf:"bytes,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	// target is the absolute guest path to mount it on.
+	Target        string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	Readonly      bool   `protobuf:"varint,3,opt,name=readonly,proto3" json:"readonly,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShareMount) Reset() {
+	*x = ShareMount{}
+	mi := &file_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShareMount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShareMount) ProtoMessage() {}
+
+func (x *ShareMount) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShareMount.ProtoReflect.Descriptor instead.
+func (*ShareMount) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ShareMount) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *ShareMount) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *ShareMount) GetReadonly() bool {
+	if x != nil {
+		return x.Readonly
+	}
+	return false
+}
+
 type StartProcessRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -397,7 +469,7 @@ type StartProcessRequest struct {
 
 func (x *StartProcessRequest) Reset() {
 	*x = StartProcessRequest{}
-	mi := &file_agent_proto_msgTypes[6]
+	mi := &file_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +481,7 @@ func (x *StartProcessRequest) String() string {
 func (*StartProcessRequest) ProtoMessage() {}
 
 func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[6]
+	mi := &file_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +494,7 @@ func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
 func (*StartProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{6}
+	return file_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StartProcessRequest) GetId() string {
@@ -441,7 +513,7 @@ type StartProcessResponse struct {
 
 func (x *StartProcessResponse) Reset() {
 	*x = StartProcessResponse{}
-	mi := &file_agent_proto_msgTypes[7]
+	mi := &file_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +525,7 @@ func (x *StartProcessResponse) String() string {
 func (*StartProcessResponse) ProtoMessage() {}
 
 func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[7]
+	mi := &file_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +538,7 @@ func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessResponse.ProtoReflect.Descriptor instead.
 func (*StartProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StartProcessResponse) GetPid() uint32 {
@@ -488,7 +560,7 @@ type SignalProcessRequest struct {
 
 func (x *SignalProcessRequest) Reset() {
 	*x = SignalProcessRequest{}
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +572,7 @@ func (x *SignalProcessRequest) String() string {
 func (*SignalProcessRequest) ProtoMessage() {}
 
 func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +585,7 @@ func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
 func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SignalProcessRequest) GetId() string {
@@ -546,7 +618,7 @@ type WaitProcessRequest struct {
 
 func (x *WaitProcessRequest) Reset() {
 	*x = WaitProcessRequest{}
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +630,7 @@ func (x *WaitProcessRequest) String() string {
 func (*WaitProcessRequest) ProtoMessage() {}
 
 func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +643,7 @@ func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessRequest.ProtoReflect.Descriptor instead.
 func (*WaitProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WaitProcessRequest) GetId() string {
@@ -592,7 +664,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +676,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +689,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WaitProcessResponse) GetExitStatus() uint32 {
@@ -643,7 +715,7 @@ type CloseStdinRequest struct {
 
 func (x *CloseStdinRequest) Reset() {
 	*x = CloseStdinRequest{}
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +727,7 @@ func (x *CloseStdinRequest) String() string {
 func (*CloseStdinRequest) ProtoMessage() {}
 
 func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +740,7 @@ func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseStdinRequest.ProtoReflect.Descriptor instead.
 func (*CloseStdinRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CloseStdinRequest) GetId() string {
@@ -689,7 +761,7 @@ type ResizePtyRequest struct {
 
 func (x *ResizePtyRequest) Reset() {
 	*x = ResizePtyRequest{}
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +773,7 @@ func (x *ResizePtyRequest) String() string {
 func (*ResizePtyRequest) ProtoMessage() {}
 
 func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +786,7 @@ func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizePtyRequest.ProtoReflect.Descriptor instead.
 func (*ResizePtyRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ResizePtyRequest) GetId() string {
@@ -746,7 +818,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +830,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +843,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_proto_rawDescGZIP(), []int{14}
 }
 
 type ProcessInfo struct {
@@ -785,7 +857,7 @@ type ProcessInfo struct {
 
 func (x *ProcessInfo) Reset() {
 	*x = ProcessInfo{}
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -797,7 +869,7 @@ func (x *ProcessInfo) String() string {
 func (*ProcessInfo) ProtoMessage() {}
 
 func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -810,7 +882,7 @@ func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessInfo.ProtoReflect.Descriptor instead.
 func (*ProcessInfo) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ProcessInfo) GetId() string {
@@ -843,7 +915,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +927,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +940,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListProcessesResponse) GetProcesses() []*ProcessInfo {
@@ -887,7 +959,7 @@ type DeleteProcessRequest struct {
 
 func (x *DeleteProcessRequest) Reset() {
 	*x = DeleteProcessRequest{}
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +971,7 @@ func (x *DeleteProcessRequest) String() string {
 func (*DeleteProcessRequest) ProtoMessage() {}
 
 func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +984,7 @@ func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProcessRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteProcessRequest) GetId() string {
@@ -938,7 +1010,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x06Rlimit\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
 	"\x04soft\x18\x02 \x01(\x04R\x04soft\x12\x12\n" +
-	"\x04hard\x18\x03 \x01(\x04R\x04hard\"\xae\x02\n" +
+	"\x04hard\x18\x03 \x01(\x04R\x04hard\"\xe1\x02\n" +
 	"\x14CreateProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04args\x18\x02 \x03(\tR\x04args\x12\x10\n" +
@@ -950,7 +1022,13 @@ const file_agent_proto_rawDesc = "" +
 	"\x05stdin\x18\b \x01(\bR\x05stdin\x12*\n" +
 	"\x11no_new_privileges\x18\t \x01(\bR\x0fnoNewPrivileges\x12\x16\n" +
 	"\x06rootfs\x18\n" +
-	" \x01(\tR\x06rootfs\"%\n" +
+	" \x01(\tR\x06rootfs\x121\n" +
+	"\x06mounts\x18\v \x03(\v2\x19.novm.agent.v1.ShareMountR\x06mounts\"R\n" +
+	"\n" +
+	"ShareMount\x12\x10\n" +
+	"\x03tag\x18\x01 \x01(\tR\x03tag\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1a\n" +
+	"\breadonly\x18\x03 \x01(\bR\breadonly\"%\n" +
 	"\x13StartProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"(\n" +
 	"\x14StartProcessResponse\x12\x10\n" +
@@ -1004,7 +1082,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_agent_proto_goTypes = []any{
 	(*Empty)(nil),                 // 0: novm.agent.v1.Empty
 	(*PingRequest)(nil),           // 1: novm.agent.v1.PingRequest
@@ -1012,45 +1090,47 @@ var file_agent_proto_goTypes = []any{
 	(*User)(nil),                  // 3: novm.agent.v1.User
 	(*Rlimit)(nil),                // 4: novm.agent.v1.Rlimit
 	(*CreateProcessRequest)(nil),  // 5: novm.agent.v1.CreateProcessRequest
-	(*StartProcessRequest)(nil),   // 6: novm.agent.v1.StartProcessRequest
-	(*StartProcessResponse)(nil),  // 7: novm.agent.v1.StartProcessResponse
-	(*SignalProcessRequest)(nil),  // 8: novm.agent.v1.SignalProcessRequest
-	(*WaitProcessRequest)(nil),    // 9: novm.agent.v1.WaitProcessRequest
-	(*WaitProcessResponse)(nil),   // 10: novm.agent.v1.WaitProcessResponse
-	(*CloseStdinRequest)(nil),     // 11: novm.agent.v1.CloseStdinRequest
-	(*ResizePtyRequest)(nil),      // 12: novm.agent.v1.ResizePtyRequest
-	(*ListProcessesRequest)(nil),  // 13: novm.agent.v1.ListProcessesRequest
-	(*ProcessInfo)(nil),           // 14: novm.agent.v1.ProcessInfo
-	(*ListProcessesResponse)(nil), // 15: novm.agent.v1.ListProcessesResponse
-	(*DeleteProcessRequest)(nil),  // 16: novm.agent.v1.DeleteProcessRequest
+	(*ShareMount)(nil),            // 6: novm.agent.v1.ShareMount
+	(*StartProcessRequest)(nil),   // 7: novm.agent.v1.StartProcessRequest
+	(*StartProcessResponse)(nil),  // 8: novm.agent.v1.StartProcessResponse
+	(*SignalProcessRequest)(nil),  // 9: novm.agent.v1.SignalProcessRequest
+	(*WaitProcessRequest)(nil),    // 10: novm.agent.v1.WaitProcessRequest
+	(*WaitProcessResponse)(nil),   // 11: novm.agent.v1.WaitProcessResponse
+	(*CloseStdinRequest)(nil),     // 12: novm.agent.v1.CloseStdinRequest
+	(*ResizePtyRequest)(nil),      // 13: novm.agent.v1.ResizePtyRequest
+	(*ListProcessesRequest)(nil),  // 14: novm.agent.v1.ListProcessesRequest
+	(*ProcessInfo)(nil),           // 15: novm.agent.v1.ProcessInfo
+	(*ListProcessesResponse)(nil), // 16: novm.agent.v1.ListProcessesResponse
+	(*DeleteProcessRequest)(nil),  // 17: novm.agent.v1.DeleteProcessRequest
 }
 var file_agent_proto_depIdxs = []int32{
 	3,  // 0: novm.agent.v1.CreateProcessRequest.user:type_name -> novm.agent.v1.User
 	4,  // 1: novm.agent.v1.CreateProcessRequest.rlimits:type_name -> novm.agent.v1.Rlimit
-	14, // 2: novm.agent.v1.ListProcessesResponse.processes:type_name -> novm.agent.v1.ProcessInfo
-	1,  // 3: novm.agent.v1.Agent.Ping:input_type -> novm.agent.v1.PingRequest
-	5,  // 4: novm.agent.v1.Agent.CreateProcess:input_type -> novm.agent.v1.CreateProcessRequest
-	6,  // 5: novm.agent.v1.Agent.StartProcess:input_type -> novm.agent.v1.StartProcessRequest
-	8,  // 6: novm.agent.v1.Agent.SignalProcess:input_type -> novm.agent.v1.SignalProcessRequest
-	9,  // 7: novm.agent.v1.Agent.WaitProcess:input_type -> novm.agent.v1.WaitProcessRequest
-	11, // 8: novm.agent.v1.Agent.CloseStdin:input_type -> novm.agent.v1.CloseStdinRequest
-	12, // 9: novm.agent.v1.Agent.ResizePty:input_type -> novm.agent.v1.ResizePtyRequest
-	13, // 10: novm.agent.v1.Agent.ListProcesses:input_type -> novm.agent.v1.ListProcessesRequest
-	16, // 11: novm.agent.v1.Agent.DeleteProcess:input_type -> novm.agent.v1.DeleteProcessRequest
-	2,  // 12: novm.agent.v1.Agent.Ping:output_type -> novm.agent.v1.PingResponse
-	0,  // 13: novm.agent.v1.Agent.CreateProcess:output_type -> novm.agent.v1.Empty
-	7,  // 14: novm.agent.v1.Agent.StartProcess:output_type -> novm.agent.v1.StartProcessResponse
-	0,  // 15: novm.agent.v1.Agent.SignalProcess:output_type -> novm.agent.v1.Empty
-	10, // 16: novm.agent.v1.Agent.WaitProcess:output_type -> novm.agent.v1.WaitProcessResponse
-	0,  // 17: novm.agent.v1.Agent.CloseStdin:output_type -> novm.agent.v1.Empty
-	0,  // 18: novm.agent.v1.Agent.ResizePty:output_type -> novm.agent.v1.Empty
-	15, // 19: novm.agent.v1.Agent.ListProcesses:output_type -> novm.agent.v1.ListProcessesResponse
-	0,  // 20: novm.agent.v1.Agent.DeleteProcess:output_type -> novm.agent.v1.Empty
-	12, // [12:21] is the sub-list for method output_type
-	3,  // [3:12] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	6,  // 2: novm.agent.v1.CreateProcessRequest.mounts:type_name -> novm.agent.v1.ShareMount
+	15, // 3: novm.agent.v1.ListProcessesResponse.processes:type_name -> novm.agent.v1.ProcessInfo
+	1,  // 4: novm.agent.v1.Agent.Ping:input_type -> novm.agent.v1.PingRequest
+	5,  // 5: novm.agent.v1.Agent.CreateProcess:input_type -> novm.agent.v1.CreateProcessRequest
+	7,  // 6: novm.agent.v1.Agent.StartProcess:input_type -> novm.agent.v1.StartProcessRequest
+	9,  // 7: novm.agent.v1.Agent.SignalProcess:input_type -> novm.agent.v1.SignalProcessRequest
+	10, // 8: novm.agent.v1.Agent.WaitProcess:input_type -> novm.agent.v1.WaitProcessRequest
+	12, // 9: novm.agent.v1.Agent.CloseStdin:input_type -> novm.agent.v1.CloseStdinRequest
+	13, // 10: novm.agent.v1.Agent.ResizePty:input_type -> novm.agent.v1.ResizePtyRequest
+	14, // 11: novm.agent.v1.Agent.ListProcesses:input_type -> novm.agent.v1.ListProcessesRequest
+	17, // 12: novm.agent.v1.Agent.DeleteProcess:input_type -> novm.agent.v1.DeleteProcessRequest
+	2,  // 13: novm.agent.v1.Agent.Ping:output_type -> novm.agent.v1.PingResponse
+	0,  // 14: novm.agent.v1.Agent.CreateProcess:output_type -> novm.agent.v1.Empty
+	8,  // 15: novm.agent.v1.Agent.StartProcess:output_type -> novm.agent.v1.StartProcessResponse
+	0,  // 16: novm.agent.v1.Agent.SignalProcess:output_type -> novm.agent.v1.Empty
+	11, // 17: novm.agent.v1.Agent.WaitProcess:output_type -> novm.agent.v1.WaitProcessResponse
+	0,  // 18: novm.agent.v1.Agent.CloseStdin:output_type -> novm.agent.v1.Empty
+	0,  // 19: novm.agent.v1.Agent.ResizePty:output_type -> novm.agent.v1.Empty
+	16, // 20: novm.agent.v1.Agent.ListProcesses:output_type -> novm.agent.v1.ListProcessesResponse
+	0,  // 21: novm.agent.v1.Agent.DeleteProcess:output_type -> novm.agent.v1.Empty
+	13, // [13:22] is the sub-list for method output_type
+	4,  // [4:13] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -1064,7 +1144,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,7 +34,9 @@ func runRun(args []string) error {
 	tty := fs.Bool("t", false, "give the process a terminal")
 	workdir := fs.String("w", "/", "working directory in the guest")
 	user := fs.String("user", "0:0", "UID:GID to run as")
-	rootfs := fs.String("rootfs", "", "host directory to use as the root filesystem (served read-only over virtio-fs; /tmp is a tmpfs)")
+	rootfs := fs.String("rootfs", "", "host directory to use as the root filesystem, served over virtio-fs (/proc, /sys, /dev, /tmp are mounted inside)")
+	var shares stringList
+	fs.Var(&shares, "share", "HOST:GUEST[:ro] host directory shared at GUEST over virtio-fs (repeatable)")
 	var env stringList
 	fs.Var(&env, "e", "environment variable K=V (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -73,8 +75,17 @@ func runRun(args []string) error {
 		if err != nil || !st.IsDir() {
 			return fmt.Errorf("--rootfs %s: not a directory", *rootfs)
 		}
-		cfg.VM.Shares = append(cfg.VM.Shares, vmm.Share{Tag: "rootfs", Path: *rootfs, ReadOnly: true})
+		cfg.VM.Shares = append(cfg.VM.Shares, vmm.Share{Tag: "rootfs", Path: *rootfs})
 		req.Rootfs = "rootfs"
+	}
+	for i, sh := range shares {
+		host, guest, ro, err := parseShare(sh)
+		if err != nil {
+			return err
+		}
+		tag := fmt.Sprintf("share%d", i)
+		cfg.VM.Shares = append(cfg.VM.Shares, vmm.Share{Tag: tag, Path: host, ReadOnly: ro})
+		req.Mounts = append(req.Mounts, &api.ShareMount{Tag: tag, Target: guest, Readonly: ro})
 	}
 
 	sigs := make(chan os.Signal, 8)
@@ -145,6 +156,22 @@ func runRun(args []string) error {
 		return err
 	}
 	return exitCode(code)
+}
+
+// parseShare reads HOST:GUEST[:ro].
+func parseShare(s string) (host, guest string, ro bool, err error) {
+	parts := strings.Split(s, ":")
+	if len(parts) == 3 && parts[2] == "ro" {
+		ro, parts = true, parts[:2]
+	}
+	if len(parts) != 2 || parts[0] == "" || !strings.HasPrefix(parts[1], "/") {
+		return "", "", false, fmt.Errorf("--share %q: want HOST:GUEST[:ro] with an absolute GUEST path", s)
+	}
+	st, err := os.Stat(parts[0])
+	if err != nil || !st.IsDir() {
+		return "", "", false, fmt.Errorf("--share %q: %s is not a directory", s, parts[0])
+	}
+	return parts[0], parts[1], ro, nil
 }
 
 func parseUser(s string) (uint32, uint32, error) {

@@ -3,7 +3,9 @@ package integration
 import (
 	"bufio"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -68,13 +70,24 @@ func TestRunForwardsSignals(t *testing.T) {
 }
 
 // The virtio-fs issue's definition of done: a busybox tree as the root
-// filesystem, served by novm's own virtio-fs device, with /tmp writable.
+// filesystem, served by novm's own virtio-fs device, with /tmp writable;
+// plus a writable and a read-only share mounted inside it.
 func TestRunRootfs(t *testing.T) {
 	t.Parallel()
-	script := "echo hi > /tmp/x && cat /tmp/x; test -e /init && echo initramfs visible; /bin/ls /; cat /proc/self/comm"
-	stdout, stderr, code := novm(t, "run", "--memory", "128", "--rootfs", asset(t, "rootfs"), "--", "/bin/sh", "-c", script)
-	want := "hi\nbin\ndev\netc\nproc\nroot\nsys\ntmp\ncat\n"
+	data, ro := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(data, "in"), []byte("from the host\n"), 0o644)
+	script := "echo hi > /tmp/x && cat /tmp/x; test -e /init && echo initramfs visible; /bin/ls /; " +
+		"cat /data/in; echo from the guest > /data/out; echo x > /ro/y 2>/dev/null || echo ro refused"
+	stdout, stderr, code := novm(t, "run", "--memory", "128", "--rootfs", asset(t, "rootfs"),
+		"--share", data+":/data", "--share", ro+":/ro:ro", "--", "/bin/sh", "-c", script)
+	want := "hi\nbin\ndata\ndev\netc\nproc\nro\nroot\nsys\ntmp\nfrom the host\nro refused\n"
 	if code != 0 || stdout != want {
 		t.Fatalf("exit %d stdout %q stderr %q; want %q", code, stdout, stderr, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, "out")); string(b) != "from the guest\n" {
+		t.Fatalf("host sees %q in the writable share", b)
+	}
+	if _, err := os.Stat(filepath.Join(ro, "y")); err == nil {
+		t.Fatal("guest wrote into the read-only share")
 	}
 }
