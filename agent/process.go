@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,9 +139,27 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 	if cmd.Dir == "" {
 		cmd.Dir = "/"
 	}
-	attr := &syscall.SysProcAttr{Chroot: root}
-	if u := req.User; u != nil {
+	attr := &syscall.SysProcAttr{}
+	u := req.User
+	if u == nil {
+		u = &api.User{}
+	}
+	if root == "" {
 		attr.Credential = &syscall.Credential{Uid: u.Uid, Gid: u.Gid, Groups: u.AdditionalGids}
+	} else {
+		// With a root filesystem the agent's exec helper starts in a new
+		// mount namespace, pivots, drops privileges and execs.
+		spec, err := json.Marshal(execSpec{Root: root, Cwd: cmd.Dir, Path: path, Args: req.Args, Env: req.Env,
+			UID: u.Uid, GID: u.Gid, Groups: u.AdditionalGids, NoNewPr: req.NoNewPrivileges})
+		if err != nil {
+			return 0, status.Errorf(codes.Internal, "%v", err)
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return 0, status.Errorf(codes.Internal, "%v", err)
+		}
+		cmd = &exec.Cmd{Path: self, Args: []string{self, ExecHelperArg}, Env: []string{execHelperEnv + "=" + string(spec)}, Dir: "/"}
+		attr.Cloneflags = syscall.CLONE_NEWNS
 	}
 	var childEnds []*os.File
 	var copiers []func()

@@ -77,11 +77,12 @@ func TestRunRootfs(t *testing.T) {
 	data, ro := t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(data, "in"), []byte("from the host\n"), 0o644)
 	script := "echo hi > /tmp/x && cat /tmp/x; test -e /init && echo initramfs visible; /bin/ls /; " +
-		"cat /data/in; echo from the guest > /data/out; echo x > /ro/y 2>/dev/null || echo ro refused"
+		"cat /data/in; echo from the guest > /data/out; echo x > /ro/y 2>/dev/null || echo ro refused; " +
+		"grep -c /run/novm /proc/mounts" // pivot_root in a mount namespace: nothing of the agent's tree is left
 	stdout, stderr, code := novm(t, "run", "--memory", "128", "--rootfs", asset(t, "rootfs"),
 		"--share", data+":/data", "--share", ro+":/ro:ro", "--", "/bin/sh", "-c", script)
-	want := "hi\nbin\ndata\ndev\netc\nproc\nro\nroot\nsys\ntmp\nfrom the host\nro refused\n"
-	if code != 0 || stdout != want {
+	want := "hi\nbin\ndata\ndev\netc\nproc\nro\nroot\nsys\ntmp\nfrom the host\nro refused\n0\n"
+	if code != 1 || stdout != want { // grep -c exits 1 when it counts 0
 		t.Fatalf("exit %d stdout %q stderr %q; want %q", code, stdout, stderr, want)
 	}
 	if b, _ := os.ReadFile(filepath.Join(data, "out")); string(b) != "from the guest\n" {
