@@ -79,17 +79,17 @@ func (s *Server) copyFileRange(h inHeader, body []byte) ([]byte, unix.Errno) {
 	return res, 0
 }
 
-// xattrFD opens a regular file or directory node for an xattr call.
-// Other file types get none: reaching a symlink's or device's xattrs
-// through /proc would follow it.
-func (s *Server) xattrFD(h inHeader, write bool) (int, unix.Errno) {
+// withXattrFD runs call, as the caller, on a descriptor of a regular file
+// or directory node. Other file types get no xattrs: reaching a symlink's
+// or a device's through /proc would follow it.
+func (s *Server) withXattrFD(h inHeader, call func(fd int) error) unix.Errno {
 	n := s.nodes.get(h.NodeID)
 	if n == nil {
-		return -1, unix.ENOENT
+		return unix.ENOENT
 	}
 	typ := n.mode & unix.S_IFMT
 	if typ != unix.S_IFREG && typ != unix.S_IFDIR {
-		return -1, unix.EPERM
+		return unix.EPERM
 	}
 	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK
 	if typ == unix.S_IFDIR {
@@ -97,9 +97,17 @@ func (s *Server) xattrFD(h inHeader, write bool) (int, unix.Errno) {
 	}
 	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", n.fd), flags, 0)
 	if err != nil {
-		return -1, errnoOf(err)
+		return errnoOf(err)
 	}
-	return fd, 0
+	defer unix.Close(fd)
+	s.creds.as(h.UID, h.GID, func() { err = call(fd) })
+	return errnoOf0(err)
+}
+
+// attrName takes a NUL-terminated xattr name from the front of b.
+func attrName(b []byte) (string, bool) {
+	n, ok := cString(b)
+	return string(n), ok && len(n) > 0 && len(n) <= 255
 }
 
 // sizedReply answers GET/LISTXATTR: the size alone when the guest asked
@@ -120,41 +128,28 @@ func (s *Server) getxattr(h inHeader, body []byte) ([]byte, unix.Errno) {
 	if len(body) < 8 {
 		return nil, unix.EINVAL
 	}
-	size := le.Uint32(body)
-	attrName, ok := cString(body[8:])
-	if !ok || len(attrName) == 0 || len(attrName) > 255 {
+	name, ok := attrName(body[8:])
+	if !ok {
 		return nil, unix.EINVAL
 	}
-	fd, errno := s.xattrFD(h, false)
+	buf := make([]byte, 64<<10)
+	var n int
+	errno := s.withXattrFD(h, func(fd int) (err error) { n, err = unix.Fgetxattr(fd, name, buf); return })
 	if errno != 0 {
 		return nil, errno
 	}
-	defer unix.Close(fd)
-	buf := make([]byte, 64<<10)
-	var n int
-	var err error
-	s.creds.as(h.UID, h.GID, func() { n, err = unix.Fgetxattr(fd, string(attrName), buf) })
-	if err != nil {
-		return nil, errnoOf(err)
-	}
-	return sizedReply(size, buf[:n])
+	return sizedReply(le.Uint32(body), buf[:n])
 }
 
 func (s *Server) listxattr(h inHeader, body []byte) ([]byte, unix.Errno) {
 	if len(body) < 8 {
 		return nil, unix.EINVAL
 	}
-	fd, errno := s.xattrFD(h, false)
-	if errno != 0 {
-		return nil, errno
-	}
-	defer unix.Close(fd)
 	buf := make([]byte, 64<<10)
 	var n int
-	var err error
-	s.creds.as(h.UID, h.GID, func() { n, err = unix.Flistxattr(fd, buf) })
-	if err != nil {
-		return nil, errnoOf(err)
+	errno := s.withXattrFD(h, func(fd int) (err error) { n, err = unix.Flistxattr(fd, buf); return })
+	if errno != 0 {
+		return nil, errno
 	}
 	return sizedReply(le.Uint32(body), buf[:n])
 }
@@ -164,35 +159,21 @@ func (s *Server) setxattr(h inHeader, body []byte) ([]byte, unix.Errno) {
 		return nil, unix.EINVAL
 	}
 	size, flags := le.Uint32(body), int(le.Uint32(body[4:]))
-	attrName, ok := cString(body[8:])
-	if !ok || len(attrName) == 0 || len(attrName) > 255 {
+	name, ok := attrName(body[8:])
+	if !ok {
 		return nil, unix.EINVAL
 	}
-	value := body[8+len(attrName)+1:]
+	value := body[8+len(name)+1:]
 	if uint64(size) > uint64(len(value)) {
 		return nil, unix.EINVAL
 	}
-	fd, errno := s.xattrFD(h, true)
-	if errno != 0 {
-		return nil, errno
-	}
-	defer unix.Close(fd)
-	var err error
-	s.creds.as(h.UID, h.GID, func() { err = unix.Fsetxattr(fd, string(attrName), value[:size], flags) })
-	return nil, errnoOf0(err)
+	return nil, s.withXattrFD(h, func(fd int) error { return unix.Fsetxattr(fd, name, value[:size], flags) })
 }
 
 func (s *Server) removexattr(h inHeader, body []byte) ([]byte, unix.Errno) {
-	attrName, ok := cString(body)
-	if !ok || len(attrName) == 0 || len(attrName) > 255 {
+	name, ok := attrName(body)
+	if !ok {
 		return nil, unix.EINVAL
 	}
-	fd, errno := s.xattrFD(h, true)
-	if errno != 0 {
-		return nil, errno
-	}
-	defer unix.Close(fd)
-	var err error
-	s.creds.as(h.UID, h.GID, func() { err = unix.Fremovexattr(fd, string(attrName)) })
-	return nil, errnoOf0(err)
+	return nil, s.withXattrFD(h, func(fd int) error { return unix.Fremovexattr(fd, name) })
 }
