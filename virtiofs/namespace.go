@@ -65,7 +65,7 @@ func (s *Server) symlink(h inHeader, body []byte) ([]byte, unix.Errno) {
 	if err != nil {
 		return nil, errnoOf(err)
 	}
-	return s.created(parent, name)
+	return s.lookupEntry(parent, name)
 }
 
 func (s *Server) link(h inHeader, body []byte) ([]byte, unix.Errno) {
@@ -92,7 +92,7 @@ func (s *Server) link(h inHeader, body []byte) ([]byte, unix.Errno) {
 	if err != nil {
 		return nil, errnoOf(err)
 	}
-	return s.created(parent, name)
+	return s.lookupEntry(parent, name)
 }
 
 // mknod makes FIFOs, sockets and empty regular files; device nodes are
@@ -122,5 +122,5 @@ func (s *Server) mknod(h inHeader, body []byte) ([]byte, unix.Errno) {
 	if err != nil {
 		return nil, errnoOf(err)
 	}
-	return s.created(parent, name)
+	return s.lookupEntry(parent, name)
 }

@@ -16,11 +16,6 @@ func mutating(op uint32) bool {
 	return false
 }
 
-// entryFor looks up name in parent after it was created.
-func (s *Server) created(parent *node, name string) ([]byte, unix.Errno) {
-	return s.lookupEntry(parent, name)
-}
-
 // nameArg validates the NUL-terminated name at the front of b.
 func nameArg(b []byte) (string, []byte, unix.Errno) {
 	n, ok := cString(b)
@@ -48,7 +43,7 @@ func (s *Server) mkdir(h inHeader, body []byte) ([]byte, unix.Errno) {
 	if err != nil {
 		return nil, errnoOf(err)
 	}
-	return s.created(parent, name)
+	return s.lookupEntry(parent, name)
 }
 
 func (s *Server) remove(h inHeader, body []byte, dir bool) ([]byte, unix.Errno) {
@@ -100,7 +95,7 @@ func (s *Server) create(h inHeader, body []byte) ([]byte, unix.Errno) {
 		unix.Close(fd)
 		return nil, unix.EACCES
 	}
-	entry, errno := s.created(parent, name)
+	entry, errno := s.lookupEntry(parent, name)
 	if errno != 0 {
 		unix.Close(fd)
 		return nil, errno

@@ -28,9 +28,10 @@ type vmFlags struct {
 	vsockSocket                     string
 }
 
-func (f *vmFlags) register(fs *flag.FlagSet) {
+// register adds the flags; initrd names the command's default initramfs.
+func (f *vmFlags) register(fs *flag.FlagSet, initrd string) {
 	fs.StringVar(&f.kernel, "kernel", defaultAsset("vmlinux"), "guest kernel: ELF vmlinux or bzImage")
-	fs.StringVar(&f.initrd, "initrd", defaultAsset("initramfs.cpio"), "guest initramfs holding the novm agent as /init")
+	fs.StringVar(&f.initrd, "initrd", defaultAsset(initrd), "guest initramfs holding the novm agent as /init")
 	fs.StringVar(&f.cmdline, "cmdline-append", "", "extra kernel command line parameters")
 	fs.StringVar(&f.device, "kvm", kvm.DefaultDevice, "KVM device")
 	fs.IntVar(&f.cpus, "cpus", vmm.DefaultCPUs, "number of vCPUs")
@@ -78,7 +79,7 @@ func (f *vmFlags) sandboxConfig() sandbox.Config {
 func runBoot(args []string) error {
 	fs := flag.NewFlagSet("novm boot", flag.ContinueOnError)
 	var vf vmFlags
-	vf.register(fs)
+	vf.register(fs, "initramfs.cpio")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 30*time.Second, "how long to wait for the guest to power off")
 	if err := fs.Parse(args); err != nil {
 		return errUsage

@@ -27,9 +27,7 @@ func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) 
 func runRun(args []string) error {
 	fs := flag.NewFlagSet("novm run", flag.ContinueOnError)
 	var vf vmFlags
-	vf.register(fs)
-	fs.Lookup("initrd").DefValue = defaultAsset("initramfs-busybox.cpio")
-	fs.Set("initrd", defaultAsset("initramfs-busybox.cpio"))
+	vf.register(fs, "initramfs-busybox.cpio")
 	interactive := fs.Bool("i", false, "keep stdin open and forward it to the process")
 	tty := fs.Bool("t", false, "give the process a terminal")
 	workdir := fs.String("w", "/", "working directory in the guest")

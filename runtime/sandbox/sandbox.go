@@ -58,7 +58,6 @@ type Sandbox struct {
 	msgs    chan control.Message
 	Ready   control.Message
 	Timings Timings
-	began   time.Time
 }
 
 // Boot creates and starts the VM and waits for its agent.
@@ -74,7 +73,7 @@ func Boot(ctx context.Context, cfg Config) (*Sandbox, error) {
 	}
 	pr, pw := io.Pipe()
 	cfg.VM.AgentOut = pw
-	s := &Sandbox{log: log, agentW: pw, msgs: make(chan control.Message, 16), began: began}
+	s := &Sandbox{log: log, agentW: pw, msgs: make(chan control.Message, 16)}
 	go s.readAgent(pr)
 	m, err := vmm.New(cfg.VM)
 	if err != nil {

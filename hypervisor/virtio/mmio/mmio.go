@@ -101,10 +101,10 @@ type Transport struct {
 	drvFeatures uint64
 	queueSel    uint32
 	queues      []queueConfig
-	active      bool
 
-	isr     atomic.Uint32
-	active2 atomic.Bool // active, readable without mu from notify paths
+	isr atomic.Uint32
+	// active is set under mu but read without it on the notify paths.
+	active atomic.Bool
 
 	ioevents   IOEventFDs
 	notifyFDs  []*os.File
@@ -167,7 +167,7 @@ func (t *Transport) serveNotify(index int, f *os.File) {
 		if _, err := f.Read(buf[:]); err != nil {
 			return // closed
 		}
-		if t.active2.Load() {
+		if t.active.Load() {
 			t.dev.QueueNotify(index)
 		}
 	}
@@ -182,10 +182,8 @@ func (t *Transport) Close() {
 	t.notifyWait.Wait()
 	t.notifyFDs = nil
 	t.mu.Lock()
-	if t.active {
+	if t.active.Swap(false) {
 		t.dev.Reset()
-		t.active = false
-		t.active2.Store(false)
 	}
 	t.mu.Unlock()
 }
@@ -268,7 +266,7 @@ func (t *Transport) Write(offset uint64, data []byte) {
 	v := binary.LittleEndian.Uint32(data)
 	if offset == regQueueNotify {
 		// Only reached when ioeventfd is not in use.
-		if t.active2.Load() && int(v) < len(t.queues) {
+		if t.active.Load() && int(v) < len(t.queues) {
 			t.dev.QueueNotify(int(v))
 		}
 		return
@@ -347,7 +345,7 @@ func (t *Transport) setStatus(v uint32) {
 		}
 	}
 	t.status = v
-	if added&statusDriverOK != 0 && v&statusFeaturesOK != 0 && !t.active {
+	if added&statusDriverOK != 0 && v&statusFeaturesOK != 0 && !t.active.Load() {
 		if err := t.activate(); err != nil {
 			t.log.WithError(err).Warnf("virtio-mmio %#x: activation failed", t.base)
 			t.status |= statusNeedsReset
@@ -375,17 +373,14 @@ func (t *Transport) activate() error {
 	if err := t.dev.Activate(t.mem, t.drvFeatures, queues, t); err != nil {
 		return err
 	}
-	t.active = true
-	t.active2.Store(true)
+	t.active.Store(true)
 	return nil
 }
 
 func (t *Transport) reset() {
-	if t.active {
+	if t.active.Swap(false) {
 		t.dev.Reset()
 	}
-	t.active = false
-	t.active2.Store(false)
 	t.status, t.drvFeatures, t.devFeatSel, t.drvFeatSel, t.queueSel = 0, 0, 0, 0, 0
 	for i := range t.queues {
 		t.queues[i] = queueConfig{}
