@@ -73,32 +73,21 @@ func ExecHelper() {
 	os.Exit(code)
 }
 
-// pivotInto makes root the root of this (new, private) mount namespace,
-// so the agent's own tree is out of the process's sight.
+// pivotInto makes root the root of this new mount namespace, so the
+// agent's own tree is out of the process's sight. The namespace is a
+// slave of the agent's: shares the agent mounts in root later reach the
+// process, nothing the process mounts reaches the agent.
 func pivotInto(root string) error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return fmt.Errorf("make mounts slaves: %w", err)
 	}
 	if err := unix.Chdir(root); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	// pivot_root(".", ".") stacks the old root on the new one; detaching
 	// "." then drops it (the trick runc uses, no temporary directory).
-	err := unix.PivotRoot(".", ".")
-	if err == unix.EINVAL {
-		// The old root is the initramfs, which pivot_root cannot move.
-		// Do what switch_root does: move the new root (with its
-		// submounts) over / in this namespace and chroot into it.
-		if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
-			return fmt.Errorf("move rootfs to /: %w", err)
-		}
-		if err := unix.Chroot("."); err != nil {
-			return fmt.Errorf("chroot: %w", err)
-		}
-		return unix.Chdir("/")
-	}
-	if err != nil {
-		return fmt.Errorf("pivot_root: %w", err)
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root into %s: %w", root, err)
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach old root: %w", err)

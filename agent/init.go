@@ -25,6 +25,31 @@ var baseMounts = []mount{
 	{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
 }
 
+// leaveInitramfs moves PID 1's root from the initramfs onto a bind mount
+// of itself. pivot_root refuses to move the initramfs (it is the root of
+// the mount tree, with no parent); a bind mount can be pivoted away, so
+// processes with a root filesystem get a real pivot_root and the agent's
+// tree is out of their reach. It must run before anything else is mounted.
+func leaveInitramfs() error {
+	const dir = "/.novm-root"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := unix.Mount("/", dir, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind / : %w", err)
+	}
+	if err := unix.Chdir(dir); err != nil {
+		return err
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move root bind to /: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return err
+	}
+	return unix.Chdir("/")
+}
+
 // mountBase mounts the pseudo filesystems. A mount that is already there
 // (EBUSY) is fine: the kernel may have mounted devtmpfs itself.
 func mountBase() error {

@@ -24,6 +24,9 @@ const ControlDevice = "/dev/hvc0"
 func Main() {
 	mainAt := uptime()
 	console := os.Stderr // the kernel gave PID 1 /dev/console
+	if err := leaveInitramfs(); err != nil {
+		fmt.Fprintf(console, "novm-agent: %v (processes with a root filesystem will not start)\n", err)
+	}
 	if err := mountBase(); err != nil {
 		fmt.Fprintf(console, "novm-agent: %v\n", err)
 		powerOff()

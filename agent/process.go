@@ -111,13 +111,11 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 	if len(req.Args) == 0 {
 		return 0, status.Errorf(codes.InvalidArgument, "process %s: no command", p.id)
 	}
-	root := ""
-	if req.Rootfs != "" {
-		if root, err = mountRootfs(req.Rootfs); err != nil {
-			return 0, err
-		}
+	if err := mountShares(req.Rootfs, req.Mounts); err != nil {
+		return 0, err
 	}
-	if err := mountShares(root, req.Mounts); err != nil {
+	root, err := mountRootfs(req.Rootfs)
+	if err != nil {
 		return 0, err
 	}
 	path, err := lookPath(req.Args[0], req.Env, root)

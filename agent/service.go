@@ -39,6 +39,20 @@ func (s *service) get(id string) (*process, error) {
 	return p, nil
 }
 
+func (s *service) MountShare(ctx context.Context, req *api.MountShareRequest) (*api.Empty, error) {
+	if err := mountShares(req.Rootfs, []*api.ShareMount{req.Mount}); err != nil {
+		return nil, err
+	}
+	return &api.Empty{}, nil
+}
+
+func (s *service) UnmountShare(ctx context.Context, req *api.UnmountShareRequest) (*api.Empty, error) {
+	if err := unbindShare(req.Rootfs, req.Target); err != nil {
+		return nil, err
+	}
+	return &api.Empty{}, nil
+}
+
 func (s *service) Ping(ctx context.Context, _ *api.PingRequest) (*api.PingResponse, error) {
 	return &api.PingResponse{Version: Version}, nil
 }

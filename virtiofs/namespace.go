@@ -25,6 +25,9 @@ func (s *Server) rename(h inHeader, body []byte, v2 bool) ([]byte, unix.Errno) {
 	if newdir == nil {
 		return nil, unix.ENOENT
 	}
+	if newdir.share != olddir.share {
+		return nil, unix.EXDEV // another share, or the virtual root
+	}
 	var flags uint32
 	names := body[8:]
 	if v2 {
@@ -80,6 +83,9 @@ func (s *Server) link(h inHeader, body []byte) ([]byte, unix.Errno) {
 	}
 	if old.mode&unix.S_IFMT == unix.S_IFDIR {
 		return nil, unix.EPERM
+	}
+	if old.share != parent.share {
+		return nil, unix.EXDEV
 	}
 	name, _, errno := nameArg(body[8:])
 	if errno != 0 {

@@ -17,8 +17,8 @@ func renameBody(newdir uint64, flags uint32, old, new string) []byte {
 
 func TestRenameVariants(t *testing.T) {
 	c, dir := newShare(t, Options{})
-	sub, _ := c.lookup(rootID, "sub")
-	if errno, _ := c.call(opRename2, rootID, renameBody(sub, 0, "hello.txt", "moved")); errno != 0 {
+	sub, _ := c.lookup(c.root, "sub")
+	if errno, _ := c.call(opRename2, c.root, renameBody(sub, 0, "hello.txt", "moved")); errno != 0 {
 		t.Fatalf("rename: %d", errno)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sub", "moved")); err != nil {
@@ -45,16 +45,16 @@ func TestRenameVariants(t *testing.T) {
 
 func TestSymlinkLinkMknod(t *testing.T) {
 	c, dir := newShare(t, Options{})
-	if errno, _ := c.call(opSymlink, rootID, append(name("ln"), name("/etc/shadow")...)); errno != 0 {
+	if errno, _ := c.call(opSymlink, c.root, append(name("ln"), name("/etc/shadow")...)); errno != 0 {
 		t.Fatalf("symlink: %d", errno)
 	}
 	if target, _ := os.Readlink(filepath.Join(dir, "ln")); target != "/etc/shadow" {
 		t.Fatalf("link target %q", target)
 	}
-	hello, _ := c.lookup(rootID, "hello.txt")
+	hello, _ := c.lookup(c.root, "hello.txt")
 	body := make([]byte, 8)
 	le.PutUint64(body, hello)
-	if errno, _ := c.call(opLink, rootID, append(body, name("hard")...)); errno != 0 {
+	if errno, _ := c.call(opLink, c.root, append(body, name("hard")...)); errno != 0 {
 		t.Fatalf("link: %d", errno)
 	}
 	var st unix.Stat_t
@@ -65,7 +65,7 @@ func TestSymlinkLinkMknod(t *testing.T) {
 	mk := func(n string, mode uint32) int32 {
 		b := make([]byte, 16)
 		le.PutUint32(b, mode)
-		errno, _ := c.call(opMknod, rootID, append(b, name(n)...))
+		errno, _ := c.call(opMknod, c.root, append(b, name(n)...))
 		return errno
 	}
 	if errno := mk("fifo", unix.S_IFIFO|0o644); errno != 0 {
@@ -80,7 +80,7 @@ func TestSymlinkLinkMknod(t *testing.T) {
 
 func TestXattrsAndFileOps(t *testing.T) {
 	c, dir := newShare(t, Options{})
-	id, fh, _ := c.create(rootID, "f", 0o644)
+	id, fh, _ := c.create(c.root, "f", 0o644)
 	set := make([]byte, 8)
 	le.PutUint32(set, 5)
 	set = append(append(set, name("user.novm")...), "value"...)
@@ -99,7 +99,7 @@ func TestXattrsAndFileOps(t *testing.T) {
 		t.Fatalf("removexattr: %d", errno)
 	}
 	// No xattrs through a symlink: that would reach its target.
-	link, _ := c.lookup(rootID, "escape")
+	link, _ := c.lookup(c.root, "escape")
 	if errno, _ := c.call(opGetxattr, link, append(get, name("user.x")...)); errno != -int32(unix.EPERM) {
 		t.Fatalf("getxattr on a symlink: %d", errno)
 	}

@@ -44,13 +44,21 @@ func (s *Server) lookupEntry(parent *node, name string) ([]byte, unix.Errno) {
 		unix.Close(fd)
 		return nil, errnoOf(err)
 	}
-	n := s.nodes.add(fd, st)
+	n := s.nodes.add(parent.share, fd, st)
 	if n == nil {
 		return nil, unix.ENFILE
 	}
 	out := make([]byte, entryOutSize)
-	putEntryOut(out, n.id, s.opts.EntryTimeout, s.opts.AttrTimeout, toAttr(st))
+	putEntryOut(out, n.id, parent.share.opts.EntryTimeout, parent.share.opts.AttrTimeout, toAttr(st))
 	return out, 0
+}
+
+// entry is lookupEntry for any directory, the virtual root included.
+func (s *Server) entry(parent *node, name string) ([]byte, unix.Errno) {
+	if parent.share == nil {
+		return s.rootLookup(name)
+	}
+	return s.lookupEntry(parent, name)
 }
 
 func (s *Server) lookup(parentID uint64, body []byte) ([]byte, unix.Errno) {
@@ -87,7 +95,7 @@ func (s *Server) getattr(id uint64) ([]byte, unix.Errno) {
 		return nil, errnoOf(err)
 	}
 	out := make([]byte, attrOutSize)
-	le.PutUint64(out[0:], s.opts.AttrTimeout)
+	le.PutUint64(out[0:], n.share.opts.AttrTimeout)
 	toAttr(st).put(out[16:])
 	return out, 0
 }
@@ -129,7 +137,7 @@ func (s *Server) open(h inHeader, body []byte, dir bool) ([]byte, unix.Errno) {
 	case !dir && typ != unix.S_IFREG:
 		return nil, unix.EACCES
 	}
-	if !dir && flags&unix.O_ACCMODE != unix.O_RDONLY && s.opts.ReadOnly {
+	if !dir && flags&unix.O_ACCMODE != unix.O_RDONLY && n.share.opts.ReadOnly {
 		return nil, unix.EROFS
 	}
 	// Reopen the inode itself through its O_PATH descriptor (the magic
@@ -146,20 +154,20 @@ func (s *Server) open(h inHeader, body []byte, dir bool) ([]byte, unix.Errno) {
 	if err != nil {
 		return nil, errnoOf(err)
 	}
-	hd := &handle{fd: fd}
+	hd := &handle{fd: fd, share: n.share}
 	if dir {
 		entries, err := readDir(fd)
 		unix.Close(fd)
 		if err != nil {
 			return nil, errnoOf(err)
 		}
-		hd = &handle{fd: -1, entries: entries}
+		hd = &handle{fd: -1, share: n.share, entries: entries}
 	}
 	fh := s.addHandle(hd)
 	out := make([]byte, 16)
 	le.PutUint64(out[0:], fh)
-	if s.opts.ReadOnly {
-		le.PutUint32(out[8:], 1<<1) // FOPEN_KEEP_CACHE: the file cannot change under the guest
+	if n.share.opts.KeepCache {
+		le.PutUint32(out[8:], fopenKeepCache)
 	}
 	return out, 0
 }
@@ -284,7 +292,7 @@ func (s *Server) readdir(dirID uint64, body []byte, plus bool) ([]byte, unix.Err
 			// Each listed entry counts as a lookup (the guest will
 			// FORGET it), except . and .., which it does not instantiate.
 			if e.name != "." && e.name != ".." {
-				if entry, errno := s.lookupEntry(parent, e.name); errno == 0 {
+				if entry, errno := s.entry(parent, e.name); errno == 0 {
 					copy(b, entry)
 				}
 			}
@@ -300,10 +308,13 @@ func (s *Server) readdir(dirID uint64, body []byte, plus bool) ([]byte, unix.Err
 	return out, 0
 }
 
-func (s *Server) statfs() ([]byte, unix.Errno) {
-	root := s.nodes.get(rootID)
+func (s *Server) statfs(id uint64) ([]byte, unix.Errno) {
+	n := s.nodes.get(id)
+	if n == nil {
+		return nil, unix.ENOENT
+	}
 	var st unix.Statfs_t
-	if err := unix.Fstatfs(root.fd, &st); err != nil {
+	if err := unix.Fstatfs(n.fd, &st); err != nil {
 		return nil, errnoOf(err)
 	}
 	out := make([]byte, 80)

@@ -1,30 +1,45 @@
 package virtiofs
 
 import (
-	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// Config tunes a server.
+type Config struct {
+	// MaxFDs bounds the descriptors the guest can make the server hold.
+	MaxFDs int
+}
 
 // Options tune a share.
 type Options struct {
 	// ReadOnly refuses every mutating request with EROFS.
 	ReadOnly bool
-	// MaxFDs bounds the descriptors the guest can make the server hold.
-	MaxFDs int
+	// KeepCache lets the guest keep a file's cached pages across opens:
+	// right for files only the guest changes (read-only layers, a
+	// rootfs nobody else writes).
+	KeepCache bool
 	// EntryTimeout and AttrTimeout (seconds) are how long the guest may
 	// cache names and attributes: long for read-only layers, short for
 	// shares the host may change.
 	EntryTimeout, AttrTimeout uint64
 }
 
-// Server serves one host directory to the guest.
+// Server serves shares to the guest: the root of the mount is a virtual
+// directory with one entry per share.
 type Server struct {
-	opts  Options
-	nodes *nodeTable
-	creds *credWorker
+	nodes   *nodeTable
+	creds   *credWorker
+	started time.Time
+
+	// opMu is held shared by every request and exclusively while shares
+	// are added or removed, so no request uses a descriptor that removal
+	// closes (and the kernel could hand out again).
+	opMu   sync.RWMutex
+	shares map[string]*share
 
 	mu      sync.Mutex
 	handles map[uint64]*handle
@@ -34,6 +49,7 @@ type Server struct {
 // handle is an open file or a directory listing.
 type handle struct {
 	fd      int
+	share   *share
 	entries []dirEntry // directories: snapshot taken at OPENDIR
 }
 
@@ -43,21 +59,13 @@ type dirEntry struct {
 	typ  uint8
 }
 
-// New serves the directory at root.
-func New(root string, opts Options) (*Server, error) {
-	if opts.MaxFDs == 0 {
-		opts.MaxFDs = 65536
+// New returns a server with no shares.
+func New(cfg Config) *Server {
+	if cfg.MaxFDs == 0 {
+		cfg.MaxFDs = 65536
 	}
-	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("share %s: %w", root, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("share %s: %w", root, err)
-	}
-	return &Server{opts: opts, nodes: newNodeTable(fd, st, opts.MaxFDs), creds: newCredWorker(), handles: map[uint64]*handle{}, nextFH: 1}, nil
+	return &Server{nodes: newNodeTable(cfg.MaxFDs), creds: newCredWorker(), started: time.Now(),
+		shares: map[string]*share{}, handles: map[uint64]*handle{}, nextFH: 1}
 }
 
 // Close releases every descriptor the server holds.
@@ -80,6 +88,8 @@ func (s *Server) Handle(in []byte, out [][]byte) int {
 	if err != nil {
 		return 0 // no trustworthy unique id to answer
 	}
+	s.opMu.RLock()
+	defer s.opMu.RUnlock()
 	switch h.Opcode {
 	case opForget:
 		if len(body) >= 8 {
@@ -97,8 +107,19 @@ func (s *Server) Handle(in []byte, out [][]byte) int {
 }
 
 func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
-	if s.opts.ReadOnly && mutating(h.Opcode) {
-		return nil, unix.EROFS
+	switch h.Opcode {
+	case opInit:
+		return s.init(body)
+	case opDestroy:
+		return nil, 0
+	}
+	if n := s.nodes.get(h.NodeID); n != nil {
+		if n.share == nil {
+			return s.rootOp(h, body)
+		}
+		if n.share.opts.ReadOnly && mutating(h.Opcode) {
+			return nil, unix.EROFS
+		}
 	}
 	switch h.Opcode {
 	case opMkdir:
@@ -139,10 +160,6 @@ func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
 		return s.setxattr(h, body)
 	case opRemovexattr:
 		return s.removexattr(h, body)
-	case opInit:
-		return s.init(body)
-	case opDestroy:
-		return nil, 0
 	case opLookup:
 		return s.lookup(h.NodeID, body)
 	case opGetattr:
@@ -164,7 +181,7 @@ func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
 	case opFlush, opFsyncdir, opSyncfs:
 		return nil, 0
 	case opStatfs:
-		return s.statfs()
+		return s.statfs(h.NodeID)
 	case opAccess:
 		// The guest kernel checks permissions itself (virtio-fs mounts
 		// with default_permissions); existence is what is left to say.

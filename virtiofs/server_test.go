@@ -15,6 +15,7 @@ type client struct {
 	s        *Server
 	unique   uint64
 	uid, gid uint32 // the guest caller's identity in each request
+	root     uint64 // the share's node, looked up in the virtual root
 }
 
 func (c *client) call(op uint32, node uint64, body []byte) (int32, []byte) {
@@ -50,17 +51,21 @@ func (c *client) lookup(parent uint64, n string) (uint64, int32) {
 }
 
 func newShare(t *testing.T, opts Options) (*client, string) {
+	return newShareCapped(t, opts, 0)
+}
+
+func newShareCapped(t *testing.T, opts Options, maxFDs int) (*client, string) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello, guest\n"), 0o644)
 	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
 	os.WriteFile(filepath.Join(dir, "sub", "inner"), []byte("x"), 0o600)
 	os.Symlink("/etc/passwd", filepath.Join(dir, "escape"))
 	unix.Mknod(filepath.Join(dir, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3)))
-	s, err := New(dir, opts)
-	if err != nil {
+	s := New(Config{MaxFDs: maxFDs})
+	t.Cleanup(s.Close)
+	if err := s.AddShare("share", dir, opts); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
 	c := &client{t: t, s: s}
 	init := make([]byte, 64)
 	le.PutUint32(init[0:], 7)
@@ -69,16 +74,20 @@ func newShare(t *testing.T, opts Options) (*client, string) {
 	if errno, out := c.call(opInit, 0, init); errno != 0 || le.Uint32(out) != 7 || le.Uint32(out[4:]) != 38 {
 		t.Fatalf("INIT: %d % x", errno, out)
 	}
+	var errno int32
+	if c.root, errno = c.lookup(rootID, "share"); errno != 0 {
+		t.Fatalf("lookup of the share: %d", errno)
+	}
 	return c, dir
 }
 
 func TestLookupGetattrRead(t *testing.T) {
 	c, _ := newShare(t, Options{ReadOnly: true})
-	id, errno := c.lookup(rootID, "hello.txt")
-	if errno != 0 || id <= rootID {
+	id, errno := c.lookup(c.root, "hello.txt")
+	if errno != 0 || id <= c.root {
 		t.Fatalf("lookup: %d %d", id, errno)
 	}
-	if again, _ := c.lookup(rootID, "hello.txt"); again != id {
+	if again, _ := c.lookup(c.root, "hello.txt"); again != id {
 		t.Fatalf("second lookup gave node %d, first %d", again, id)
 	}
 	errno, attrOut := c.call(opGetattr, id, make([]byte, 16))
@@ -111,17 +120,17 @@ func TestLookupGetattrRead(t *testing.T) {
 func TestNamesThatEscapeAreRefused(t *testing.T) {
 	c, _ := newShare(t, Options{})
 	for _, n := range []string{"", ".", "..", "sub/inner", "../etc", string(make([]byte, 256))} {
-		if _, errno := c.lookup(rootID, n); errno == 0 {
+		if _, errno := c.lookup(c.root, n); errno == 0 {
 			t.Errorf("lookup %q succeeded", n)
 		}
 	}
 	// No NUL terminator at all.
-	if errno, _ := c.call(opLookup, rootID, []byte("hello.txt")); errno == 0 {
+	if errno, _ := c.call(opLookup, c.root, []byte("hello.txt")); errno == 0 {
 		t.Error("unterminated name accepted")
 	}
 	// A symlink is looked up as itself, never followed, and cannot be
 	// opened for I/O.
-	id, errno := c.lookup(rootID, "escape")
+	id, errno := c.lookup(c.root, "escape")
 	if errno != 0 {
 		t.Fatal(errno)
 	}
@@ -132,7 +141,7 @@ func TestNamesThatEscapeAreRefused(t *testing.T) {
 		t.Fatal("opened a symlink")
 	}
 	// A device node in the share is never opened (CVE-2020-35517).
-	if nullID, errno := c.lookup(rootID, "null"); errno == 0 {
+	if nullID, errno := c.lookup(c.root, "null"); errno == 0 {
 		if errno, _ := c.call(opOpen, nullID, make([]byte, 8)); errno != -int32(unix.EACCES) {
 			t.Fatalf("open of a device node: %d", errno)
 		}
@@ -144,31 +153,31 @@ func TestNamesThatEscapeAreRefused(t *testing.T) {
 }
 
 func TestForgetSaturatesAndFDCap(t *testing.T) {
-	c, _ := newShare(t, Options{MaxFDs: 3}) // root + 2
-	id, _ := c.lookup(rootID, "hello.txt")
+	c, _ := newShareCapped(t, Options{}, 4) // virtual root, share root + 2
+	id, _ := c.lookup(c.root, "hello.txt")
 	forget := make([]byte, 8)
 	le.PutUint64(forget, 1<<40)
 	c.call(opForget, id, forget) // far more than looked up: saturates
 	if errno, _ := c.call(opGetattr, id, make([]byte, 16)); errno != -int32(unix.ENOENT) {
 		t.Fatalf("forgotten node still answers: %d", errno)
 	}
-	c.lookup(rootID, "hello.txt")
-	c.lookup(rootID, "sub")
-	if _, errno := c.lookup(rootID, "escape"); errno != -int32(unix.ENFILE) {
+	c.lookup(c.root, "hello.txt")
+	c.lookup(c.root, "sub")
+	if _, errno := c.lookup(c.root, "escape"); errno != -int32(unix.ENFILE) {
 		t.Fatalf("lookup past the descriptor cap: %d", errno)
 	}
 }
 
 func TestReaddirplus(t *testing.T) {
 	c, _ := newShare(t, Options{})
-	errno, out := c.call(opOpendir, rootID, make([]byte, 8))
+	errno, out := c.call(opOpendir, c.root, make([]byte, 8))
 	if errno != 0 {
 		t.Fatal(errno)
 	}
 	rd := make([]byte, 40)
 	le.PutUint64(rd, le.Uint64(out))
 	le.PutUint32(rd[16:], 1<<16)
-	errno, data := c.call(opReaddirplus, rootID, rd)
+	errno, data := c.call(opReaddirplus, c.root, rd)
 	if errno != 0 {
 		t.Fatal(errno)
 	}
@@ -202,8 +211,8 @@ func FuzzHandle(f *testing.F) {
 	f.Add([]byte{40, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'a', 0})
 	dir := f.TempDir()
 	os.WriteFile(filepath.Join(dir, "a"), []byte("data"), 0o644)
-	s, err := New(dir, Options{})
-	if err != nil {
+	s := New(Config{})
+	if err := s.AddShare("s", dir, Options{}); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, req []byte) {

@@ -55,6 +55,10 @@ const (
 	opSyncfs        = 50
 )
 
+// fopenKeepCache in open_out: the guest keeps the file's page cache
+// across opens instead of dropping it.
+const fopenKeepCache = 1 << 1
+
 const (
 	inHeaderSize  = 40
 	outHeaderSize = 16

@@ -100,7 +100,7 @@ func (s *Server) create(h inHeader, body []byte) ([]byte, unix.Errno) {
 		unix.Close(fd)
 		return nil, errno
 	}
-	fh := s.addHandle(&handle{fd: fd})
+	fh := s.addHandle(&handle{fd: fd, share: parent.share})
 	out := make([]byte, entryOutSize+16)
 	copy(out, entry)
 	le.PutUint64(out[entryOutSize:], fh)

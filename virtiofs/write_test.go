@@ -37,7 +37,7 @@ func (c *client) mkdir(parent uint64, n string, mode uint32) int32 {
 
 func TestCreateWriteTruncateRemove(t *testing.T) {
 	c, dir := newShare(t, Options{})
-	id, fh, errno := c.create(rootID, "new", 0o640)
+	id, fh, errno := c.create(c.root, "new", 0o640)
 	if errno != 0 {
 		t.Fatalf("create: %d", errno)
 	}
@@ -59,36 +59,36 @@ func TestCreateWriteTruncateRemove(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, "new")); string(b) != "hello" {
 		t.Fatalf("after truncate host sees %q", b)
 	}
-	if errno := c.mkdir(rootID, "d", 0o755); errno != 0 {
+	if errno := c.mkdir(c.root, "d", 0o755); errno != 0 {
 		t.Fatalf("mkdir: %d", errno)
 	}
-	if errno, _ := c.call(opUnlink, rootID, name("new")); errno != 0 {
+	if errno, _ := c.call(opUnlink, c.root, name("new")); errno != 0 {
 		t.Fatalf("unlink: %d", errno)
 	}
-	if errno, _ := c.call(opRmdir, rootID, name("d")); errno != 0 {
+	if errno, _ := c.call(opRmdir, c.root, name("d")); errno != 0 {
 		t.Fatalf("rmdir: %d", errno)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "d")); !os.IsNotExist(err) {
 		t.Fatal("directory still there")
 	}
 	// Names are validated for every mutating opcode too.
-	if errno := c.mkdir(rootID, "..", 0o755); errno != -int32(unix.EINVAL) {
+	if errno := c.mkdir(c.root, "..", 0o755); errno != -int32(unix.EINVAL) {
 		t.Fatalf("mkdir ..: %d", errno)
 	}
-	if errno, _ := c.call(opUnlink, rootID, name("sub/inner")); errno != -int32(unix.EINVAL) {
+	if errno, _ := c.call(opUnlink, c.root, name("sub/inner")); errno != -int32(unix.EINVAL) {
 		t.Fatalf("unlink sub/inner: %d", errno)
 	}
 }
 
 func TestReadOnlyShareRefusesChanges(t *testing.T) {
 	c, _ := newShare(t, Options{ReadOnly: true})
-	if _, _, errno := c.create(rootID, "new", 0o644); errno != -int32(unix.EROFS) {
+	if _, _, errno := c.create(c.root, "new", 0o644); errno != -int32(unix.EROFS) {
 		t.Fatalf("create: %d", errno)
 	}
-	if errno := c.mkdir(rootID, "d", 0o755); errno != -int32(unix.EROFS) {
+	if errno := c.mkdir(c.root, "d", 0o755); errno != -int32(unix.EROFS) {
 		t.Fatalf("mkdir: %d", errno)
 	}
-	id, _ := c.lookup(rootID, "hello.txt")
+	id, _ := c.lookup(c.root, "hello.txt")
 	open := make([]byte, 8)
 	le.PutUint32(open, unix.O_WRONLY)
 	if errno, _ := c.call(opOpen, id, open); errno != -int32(unix.EROFS) {
@@ -108,10 +108,10 @@ func TestCallerCredentials(t *testing.T) {
 	os.WriteFile(suid, []byte("x"), 0o777)
 	os.Chmod(suid, 0o4777)
 	c.uid, c.gid = 1000, 1000
-	if errno := c.mkdir(rootID, "not-mine", 0o755); errno != -int32(unix.EACCES) {
+	if errno := c.mkdir(c.root, "not-mine", 0o755); errno != -int32(unix.EACCES) {
 		t.Fatalf("mkdir in a root-owned directory as uid 1000: %d", errno)
 	}
-	mine, _ := c.lookup(rootID, "mine")
+	mine, _ := c.lookup(c.root, "mine")
 	if errno := c.mkdir(mine, "sub", 0o755); errno != 0 {
 		t.Fatalf("mkdir in own directory: %d", errno)
 	}
@@ -120,7 +120,7 @@ func TestCallerCredentials(t *testing.T) {
 	if st.Uid != 1000 || st.Gid != 1000 {
 		t.Fatalf("new directory owned by %d:%d", st.Uid, st.Gid)
 	}
-	id, _ := c.lookup(rootID, "suid")
+	id, _ := c.lookup(c.root, "suid")
 	open := make([]byte, 8)
 	le.PutUint32(open, unix.O_WRONLY)
 	errno, out := c.call(opOpen, id, open)
@@ -136,7 +136,7 @@ func TestCallerCredentials(t *testing.T) {
 	}
 	// The worker's identity is restored: root can do what uid 1000 cannot.
 	c.uid, c.gid = 0, 0
-	if errno := c.mkdir(rootID, "root-made", 0o755); errno != 0 {
+	if errno := c.mkdir(c.root, "root-made", 0o755); errno != 0 {
 		t.Fatalf("mkdir as root after a uid 1000 request: %d", errno)
 	}
 }

@@ -280,9 +280,9 @@ type CreateProcessRequest struct {
 	// reads /dev/null.
 	Stdin           bool `protobuf:"varint,8,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	NoNewPrivileges bool `protobuf:"varint,9,opt,name=no_new_privileges,json=noNewPrivileges,proto3" json:"no_new_privileges,omitempty"`
-	// rootfs is the tag of a virtio-fs share to use as the process's root
-	// filesystem (with /proc, /sys, /dev and /tmp mounted inside); empty
-	// runs it in the initramfs.
+	// rootfs is the name of the share to use as the process's root
+	// filesystem (with /proc, /sys, /dev, /dev/pts, /dev/shm and /tmp
+	// mounted inside); empty runs it in the initramfs.
 	Rootfs string `protobuf:"bytes,10,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
 	// mounts are virtio-fs shares to mount (inside the rootfs, if any)
 	// before the process starts; a share already mounted there is reused.
@@ -398,10 +398,12 @@ func (x *CreateProcessRequest) GetMounts() []*ShareMount {
 	return nil
 }
 
+// Shares are entries in the root of the virtio-fs mount tagged SharesTag
+// (see doc.go); the host adds and removes them.
 type ShareMount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// tag is the virtio-fs tag of the share.
-	Tag string `protobuf:"bytes,1,opt,name=tag,proto3" json:"tag,omitempty"`
+	// share is the share's name.
+	Share string `protobuf:"bytes,1,opt,name=share,proto3" json:"share,omitempty"`
 	// target is the absolute guest path to mount it on.
 	Target        string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
 	Readonly      bool   `protobuf:"varint,3,opt,name=readonly,proto3" json:"readonly,omitempty"`
@@ -439,9 +441,9 @@ func (*ShareMount) Descriptor() ([]byte, []int) {
 	return file_agent_proto_rawDescGZIP(), []int{6}
 }
 
-func (x *ShareMount) GetTag() string {
+func (x *ShareMount) GetShare() string {
 	if x != nil {
-		return x.Tag
+		return x.Share
 	}
 	return ""
 }
@@ -460,6 +462,112 @@ func (x *ShareMount) GetReadonly() bool {
 	return false
 }
 
+type MountShareRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rootfs is the share name of the root filesystem the target is in;
+	// empty for the guest's own root.
+	Rootfs        string      `protobuf:"bytes,1,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
+	Mount         *ShareMount `protobuf:"bytes,2,opt,name=mount,proto3" json:"mount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MountShareRequest) Reset() {
+	*x = MountShareRequest{}
+	mi := &file_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MountShareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MountShareRequest) ProtoMessage() {}
+
+func (x *MountShareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MountShareRequest.ProtoReflect.Descriptor instead.
+func (*MountShareRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MountShareRequest) GetRootfs() string {
+	if x != nil {
+		return x.Rootfs
+	}
+	return ""
+}
+
+func (x *MountShareRequest) GetMount() *ShareMount {
+	if x != nil {
+		return x.Mount
+	}
+	return nil
+}
+
+type UnmountShareRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rootfs        string                 `protobuf:"bytes,1,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
+	Target        string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnmountShareRequest) Reset() {
+	*x = UnmountShareRequest{}
+	mi := &file_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnmountShareRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnmountShareRequest) ProtoMessage() {}
+
+func (x *UnmountShareRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnmountShareRequest.ProtoReflect.Descriptor instead.
+func (*UnmountShareRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UnmountShareRequest) GetRootfs() string {
+	if x != nil {
+		return x.Rootfs
+	}
+	return ""
+}
+
+func (x *UnmountShareRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
 type StartProcessRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -469,7 +577,7 @@ type StartProcessRequest struct {
 
 func (x *StartProcessRequest) Reset() {
 	*x = StartProcessRequest{}
-	mi := &file_agent_proto_msgTypes[7]
+	mi := &file_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +589,7 @@ func (x *StartProcessRequest) String() string {
 func (*StartProcessRequest) ProtoMessage() {}
 
 func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[7]
+	mi := &file_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +602,7 @@ func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
 func (*StartProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StartProcessRequest) GetId() string {
@@ -513,7 +621,7 @@ type StartProcessResponse struct {
 
 func (x *StartProcessResponse) Reset() {
 	*x = StartProcessResponse{}
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +633,7 @@ func (x *StartProcessResponse) String() string {
 func (*StartProcessResponse) ProtoMessage() {}
 
 func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[8]
+	mi := &file_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +646,7 @@ func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessResponse.ProtoReflect.Descriptor instead.
 func (*StartProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StartProcessResponse) GetPid() uint32 {
@@ -560,7 +668,7 @@ type SignalProcessRequest struct {
 
 func (x *SignalProcessRequest) Reset() {
 	*x = SignalProcessRequest{}
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +680,7 @@ func (x *SignalProcessRequest) String() string {
 func (*SignalProcessRequest) ProtoMessage() {}
 
 func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +693,7 @@ func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
 func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SignalProcessRequest) GetId() string {
@@ -618,7 +726,7 @@ type WaitProcessRequest struct {
 
 func (x *WaitProcessRequest) Reset() {
 	*x = WaitProcessRequest{}
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +738,7 @@ func (x *WaitProcessRequest) String() string {
 func (*WaitProcessRequest) ProtoMessage() {}
 
 func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +751,7 @@ func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessRequest.ProtoReflect.Descriptor instead.
 func (*WaitProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WaitProcessRequest) GetId() string {
@@ -664,7 +772,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +784,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +797,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WaitProcessResponse) GetExitStatus() uint32 {
@@ -715,7 +823,7 @@ type CloseStdinRequest struct {
 
 func (x *CloseStdinRequest) Reset() {
 	*x = CloseStdinRequest{}
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +835,7 @@ func (x *CloseStdinRequest) String() string {
 func (*CloseStdinRequest) ProtoMessage() {}
 
 func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +848,7 @@ func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseStdinRequest.ProtoReflect.Descriptor instead.
 func (*CloseStdinRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CloseStdinRequest) GetId() string {
@@ -761,7 +869,7 @@ type ResizePtyRequest struct {
 
 func (x *ResizePtyRequest) Reset() {
 	*x = ResizePtyRequest{}
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +881,7 @@ func (x *ResizePtyRequest) String() string {
 func (*ResizePtyRequest) ProtoMessage() {}
 
 func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +894,7 @@ func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizePtyRequest.ProtoReflect.Descriptor instead.
 func (*ResizePtyRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResizePtyRequest) GetId() string {
@@ -818,7 +926,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +938,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +951,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_proto_rawDescGZIP(), []int{16}
 }
 
 type ProcessInfo struct {
@@ -857,7 +965,7 @@ type ProcessInfo struct {
 
 func (x *ProcessInfo) Reset() {
 	*x = ProcessInfo{}
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +977,7 @@ func (x *ProcessInfo) String() string {
 func (*ProcessInfo) ProtoMessage() {}
 
 func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +990,7 @@ func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessInfo.ProtoReflect.Descriptor instead.
 func (*ProcessInfo) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProcessInfo) GetId() string {
@@ -915,7 +1023,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1035,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1048,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListProcessesResponse) GetProcesses() []*ProcessInfo {
@@ -959,7 +1067,7 @@ type DeleteProcessRequest struct {
 
 func (x *DeleteProcessRequest) Reset() {
 	*x = DeleteProcessRequest{}
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1079,7 @@ func (x *DeleteProcessRequest) String() string {
 func (*DeleteProcessRequest) ProtoMessage() {}
 
 func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1092,7 @@ func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProcessRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteProcessRequest) GetId() string {
@@ -1023,12 +1131,18 @@ const file_agent_proto_rawDesc = "" +
 	"\x11no_new_privileges\x18\t \x01(\bR\x0fnoNewPrivileges\x12\x16\n" +
 	"\x06rootfs\x18\n" +
 	" \x01(\tR\x06rootfs\x121\n" +
-	"\x06mounts\x18\v \x03(\v2\x19.novm.agent.v1.ShareMountR\x06mounts\"R\n" +
+	"\x06mounts\x18\v \x03(\v2\x19.novm.agent.v1.ShareMountR\x06mounts\"V\n" +
 	"\n" +
-	"ShareMount\x12\x10\n" +
-	"\x03tag\x18\x01 \x01(\tR\x03tag\x12\x16\n" +
+	"ShareMount\x12\x14\n" +
+	"\x05share\x18\x01 \x01(\tR\x05share\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1a\n" +
-	"\breadonly\x18\x03 \x01(\bR\breadonly\"%\n" +
+	"\breadonly\x18\x03 \x01(\bR\breadonly\"\\\n" +
+	"\x11MountShareRequest\x12\x16\n" +
+	"\x06rootfs\x18\x01 \x01(\tR\x06rootfs\x12/\n" +
+	"\x05mount\x18\x02 \x01(\v2\x19.novm.agent.v1.ShareMountR\x05mount\"E\n" +
+	"\x13UnmountShareRequest\x12\x16\n" +
+	"\x06rootfs\x18\x01 \x01(\tR\x06rootfs\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\"%\n" +
 	"\x13StartProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"(\n" +
 	"\x14StartProcessResponse\x12\x10\n" +
@@ -1057,7 +1171,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x15ListProcessesResponse\x128\n" +
 	"\tprocesses\x18\x01 \x03(\v2\x1a.novm.agent.v1.ProcessInfoR\tprocesses\"&\n" +
 	"\x14DeleteProcessRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id2\xc1\x05\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id2\xd1\x06\n" +
 	"\x05Agent\x12?\n" +
 	"\x04Ping\x12\x1a.novm.agent.v1.PingRequest\x1a\x1b.novm.agent.v1.PingResponse\x12J\n" +
 	"\rCreateProcess\x12#.novm.agent.v1.CreateProcessRequest\x1a\x14.novm.agent.v1.Empty\x12W\n" +
@@ -1068,7 +1182,10 @@ const file_agent_proto_rawDesc = "" +
 	"CloseStdin\x12 .novm.agent.v1.CloseStdinRequest\x1a\x14.novm.agent.v1.Empty\x12B\n" +
 	"\tResizePty\x12\x1f.novm.agent.v1.ResizePtyRequest\x1a\x14.novm.agent.v1.Empty\x12Z\n" +
 	"\rListProcesses\x12#.novm.agent.v1.ListProcessesRequest\x1a$.novm.agent.v1.ListProcessesResponse\x12J\n" +
-	"\rDeleteProcess\x12#.novm.agent.v1.DeleteProcessRequest\x1a\x14.novm.agent.v1.EmptyB$Z\"github.com/novm/novm/agent/api;apib\x06proto3"
+	"\rDeleteProcess\x12#.novm.agent.v1.DeleteProcessRequest\x1a\x14.novm.agent.v1.Empty\x12D\n" +
+	"\n" +
+	"MountShare\x12 .novm.agent.v1.MountShareRequest\x1a\x14.novm.agent.v1.Empty\x12H\n" +
+	"\fUnmountShare\x12\".novm.agent.v1.UnmountShareRequest\x1a\x14.novm.agent.v1.EmptyB$Z\"github.com/novm/novm/agent/api;apib\x06proto3"
 
 var (
 	file_agent_proto_rawDescOnce sync.Once
@@ -1082,7 +1199,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_agent_proto_goTypes = []any{
 	(*Empty)(nil),                 // 0: novm.agent.v1.Empty
 	(*PingRequest)(nil),           // 1: novm.agent.v1.PingRequest
@@ -1091,46 +1208,53 @@ var file_agent_proto_goTypes = []any{
 	(*Rlimit)(nil),                // 4: novm.agent.v1.Rlimit
 	(*CreateProcessRequest)(nil),  // 5: novm.agent.v1.CreateProcessRequest
 	(*ShareMount)(nil),            // 6: novm.agent.v1.ShareMount
-	(*StartProcessRequest)(nil),   // 7: novm.agent.v1.StartProcessRequest
-	(*StartProcessResponse)(nil),  // 8: novm.agent.v1.StartProcessResponse
-	(*SignalProcessRequest)(nil),  // 9: novm.agent.v1.SignalProcessRequest
-	(*WaitProcessRequest)(nil),    // 10: novm.agent.v1.WaitProcessRequest
-	(*WaitProcessResponse)(nil),   // 11: novm.agent.v1.WaitProcessResponse
-	(*CloseStdinRequest)(nil),     // 12: novm.agent.v1.CloseStdinRequest
-	(*ResizePtyRequest)(nil),      // 13: novm.agent.v1.ResizePtyRequest
-	(*ListProcessesRequest)(nil),  // 14: novm.agent.v1.ListProcessesRequest
-	(*ProcessInfo)(nil),           // 15: novm.agent.v1.ProcessInfo
-	(*ListProcessesResponse)(nil), // 16: novm.agent.v1.ListProcessesResponse
-	(*DeleteProcessRequest)(nil),  // 17: novm.agent.v1.DeleteProcessRequest
+	(*MountShareRequest)(nil),     // 7: novm.agent.v1.MountShareRequest
+	(*UnmountShareRequest)(nil),   // 8: novm.agent.v1.UnmountShareRequest
+	(*StartProcessRequest)(nil),   // 9: novm.agent.v1.StartProcessRequest
+	(*StartProcessResponse)(nil),  // 10: novm.agent.v1.StartProcessResponse
+	(*SignalProcessRequest)(nil),  // 11: novm.agent.v1.SignalProcessRequest
+	(*WaitProcessRequest)(nil),    // 12: novm.agent.v1.WaitProcessRequest
+	(*WaitProcessResponse)(nil),   // 13: novm.agent.v1.WaitProcessResponse
+	(*CloseStdinRequest)(nil),     // 14: novm.agent.v1.CloseStdinRequest
+	(*ResizePtyRequest)(nil),      // 15: novm.agent.v1.ResizePtyRequest
+	(*ListProcessesRequest)(nil),  // 16: novm.agent.v1.ListProcessesRequest
+	(*ProcessInfo)(nil),           // 17: novm.agent.v1.ProcessInfo
+	(*ListProcessesResponse)(nil), // 18: novm.agent.v1.ListProcessesResponse
+	(*DeleteProcessRequest)(nil),  // 19: novm.agent.v1.DeleteProcessRequest
 }
 var file_agent_proto_depIdxs = []int32{
 	3,  // 0: novm.agent.v1.CreateProcessRequest.user:type_name -> novm.agent.v1.User
 	4,  // 1: novm.agent.v1.CreateProcessRequest.rlimits:type_name -> novm.agent.v1.Rlimit
 	6,  // 2: novm.agent.v1.CreateProcessRequest.mounts:type_name -> novm.agent.v1.ShareMount
-	15, // 3: novm.agent.v1.ListProcessesResponse.processes:type_name -> novm.agent.v1.ProcessInfo
-	1,  // 4: novm.agent.v1.Agent.Ping:input_type -> novm.agent.v1.PingRequest
-	5,  // 5: novm.agent.v1.Agent.CreateProcess:input_type -> novm.agent.v1.CreateProcessRequest
-	7,  // 6: novm.agent.v1.Agent.StartProcess:input_type -> novm.agent.v1.StartProcessRequest
-	9,  // 7: novm.agent.v1.Agent.SignalProcess:input_type -> novm.agent.v1.SignalProcessRequest
-	10, // 8: novm.agent.v1.Agent.WaitProcess:input_type -> novm.agent.v1.WaitProcessRequest
-	12, // 9: novm.agent.v1.Agent.CloseStdin:input_type -> novm.agent.v1.CloseStdinRequest
-	13, // 10: novm.agent.v1.Agent.ResizePty:input_type -> novm.agent.v1.ResizePtyRequest
-	14, // 11: novm.agent.v1.Agent.ListProcesses:input_type -> novm.agent.v1.ListProcessesRequest
-	17, // 12: novm.agent.v1.Agent.DeleteProcess:input_type -> novm.agent.v1.DeleteProcessRequest
-	2,  // 13: novm.agent.v1.Agent.Ping:output_type -> novm.agent.v1.PingResponse
-	0,  // 14: novm.agent.v1.Agent.CreateProcess:output_type -> novm.agent.v1.Empty
-	8,  // 15: novm.agent.v1.Agent.StartProcess:output_type -> novm.agent.v1.StartProcessResponse
-	0,  // 16: novm.agent.v1.Agent.SignalProcess:output_type -> novm.agent.v1.Empty
-	11, // 17: novm.agent.v1.Agent.WaitProcess:output_type -> novm.agent.v1.WaitProcessResponse
-	0,  // 18: novm.agent.v1.Agent.CloseStdin:output_type -> novm.agent.v1.Empty
-	0,  // 19: novm.agent.v1.Agent.ResizePty:output_type -> novm.agent.v1.Empty
-	16, // 20: novm.agent.v1.Agent.ListProcesses:output_type -> novm.agent.v1.ListProcessesResponse
-	0,  // 21: novm.agent.v1.Agent.DeleteProcess:output_type -> novm.agent.v1.Empty
-	13, // [13:22] is the sub-list for method output_type
-	4,  // [4:13] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	6,  // 3: novm.agent.v1.MountShareRequest.mount:type_name -> novm.agent.v1.ShareMount
+	17, // 4: novm.agent.v1.ListProcessesResponse.processes:type_name -> novm.agent.v1.ProcessInfo
+	1,  // 5: novm.agent.v1.Agent.Ping:input_type -> novm.agent.v1.PingRequest
+	5,  // 6: novm.agent.v1.Agent.CreateProcess:input_type -> novm.agent.v1.CreateProcessRequest
+	9,  // 7: novm.agent.v1.Agent.StartProcess:input_type -> novm.agent.v1.StartProcessRequest
+	11, // 8: novm.agent.v1.Agent.SignalProcess:input_type -> novm.agent.v1.SignalProcessRequest
+	12, // 9: novm.agent.v1.Agent.WaitProcess:input_type -> novm.agent.v1.WaitProcessRequest
+	14, // 10: novm.agent.v1.Agent.CloseStdin:input_type -> novm.agent.v1.CloseStdinRequest
+	15, // 11: novm.agent.v1.Agent.ResizePty:input_type -> novm.agent.v1.ResizePtyRequest
+	16, // 12: novm.agent.v1.Agent.ListProcesses:input_type -> novm.agent.v1.ListProcessesRequest
+	19, // 13: novm.agent.v1.Agent.DeleteProcess:input_type -> novm.agent.v1.DeleteProcessRequest
+	7,  // 14: novm.agent.v1.Agent.MountShare:input_type -> novm.agent.v1.MountShareRequest
+	8,  // 15: novm.agent.v1.Agent.UnmountShare:input_type -> novm.agent.v1.UnmountShareRequest
+	2,  // 16: novm.agent.v1.Agent.Ping:output_type -> novm.agent.v1.PingResponse
+	0,  // 17: novm.agent.v1.Agent.CreateProcess:output_type -> novm.agent.v1.Empty
+	10, // 18: novm.agent.v1.Agent.StartProcess:output_type -> novm.agent.v1.StartProcessResponse
+	0,  // 19: novm.agent.v1.Agent.SignalProcess:output_type -> novm.agent.v1.Empty
+	13, // 20: novm.agent.v1.Agent.WaitProcess:output_type -> novm.agent.v1.WaitProcessResponse
+	0,  // 21: novm.agent.v1.Agent.CloseStdin:output_type -> novm.agent.v1.Empty
+	0,  // 22: novm.agent.v1.Agent.ResizePty:output_type -> novm.agent.v1.Empty
+	18, // 23: novm.agent.v1.Agent.ListProcesses:output_type -> novm.agent.v1.ListProcessesResponse
+	0,  // 24: novm.agent.v1.Agent.DeleteProcess:output_type -> novm.agent.v1.Empty
+	0,  // 25: novm.agent.v1.Agent.MountShare:output_type -> novm.agent.v1.Empty
+	0,  // 26: novm.agent.v1.Agent.UnmountShare:output_type -> novm.agent.v1.Empty
+	16, // [16:27] is the sub-list for method output_type
+	5,  // [5:16] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -1144,7 +1268,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

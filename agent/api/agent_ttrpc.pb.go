@@ -17,6 +17,8 @@ type AgentService interface {
 	ResizePty(context.Context, *ResizePtyRequest) (*Empty, error)
 	ListProcesses(context.Context, *ListProcessesRequest) (*ListProcessesResponse, error)
 	DeleteProcess(context.Context, *DeleteProcessRequest) (*Empty, error)
+	MountShare(context.Context, *MountShareRequest) (*Empty, error)
+	UnmountShare(context.Context, *UnmountShareRequest) (*Empty, error)
 }
 
 func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
@@ -84,6 +86,20 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.DeleteProcess(ctx, &req)
+			},
+			"MountShare": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req MountShareRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.MountShare(ctx, &req)
+			},
+			"UnmountShare": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req UnmountShareRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.UnmountShare(ctx, &req)
 			},
 		},
 	})
@@ -166,6 +182,22 @@ func (c *agentClient) ListProcesses(ctx context.Context, req *ListProcessesReque
 func (c *agentClient) DeleteProcess(ctx context.Context, req *DeleteProcessRequest) (*Empty, error) {
 	var resp Empty
 	if err := c.client.Call(ctx, "novm.agent.v1.Agent", "DeleteProcess", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) MountShare(ctx context.Context, req *MountShareRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "novm.agent.v1.Agent", "MountShare", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) UnmountShare(ctx context.Context, req *UnmountShareRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "novm.agent.v1.Agent", "UnmountShare", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

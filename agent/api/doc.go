@@ -16,3 +16,7 @@ const (
 	StreamStdout = "stdout"
 	StreamStderr = "stderr"
 )
+
+// SharesTag is the virtio-fs tag of the host's file-system device (the
+// VMM's vmm.FSTag): each share the host exports is an entry in its root.
+const SharesTag = "novm"

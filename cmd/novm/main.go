@@ -17,6 +17,7 @@ commands:
   check      check that this host can run novm microVMs
   boot       boot a microVM to its agent, then power it off
   run        run a command in a new microVM: novm run [-i] [-t] [-e K=V] [-w DIR] [--user UID:GID] -- CMD...
+  share      add or remove a share of a running VM: novm share add|rm --vm NAME HOST GUEST
   mkinitrd   build an initramfs holding the novm agent
 
 Run "novm <command> -h" for a command's flags.
@@ -37,6 +38,8 @@ func main() {
 		err = runBoot(args)
 	case "run":
 		err = runRun(args)
+	case "share":
+		err = runShare(args)
 	case "mkinitrd":
 		err = runMkinitrd(args)
 	case "-h", "--help", "help":

@@ -17,6 +17,7 @@ import (
 	"github.com/novm/novm/hypervisor/vmm"
 	"github.com/novm/novm/internal/termios"
 	"github.com/novm/novm/runtime/sandbox"
+	"github.com/novm/novm/runtime/vmctl"
 )
 
 // exitCode carries a process's exit status out of runRun.
@@ -34,9 +35,11 @@ func runRun(args []string) error {
 	user := fs.String("user", "0:0", "UID:GID to run as")
 	rootfs := fs.String("rootfs", "", "host directory to use as the root filesystem, served over virtio-fs (/proc, /sys, /dev, /tmp are mounted inside)")
 	var shares stringList
-	fs.Var(&shares, "share", "HOST:GUEST[:ro] host directory shared at GUEST over virtio-fs (repeatable)")
+	fs.Var(&shares, "share", "HOST:GUEST[:ro] host directory or file shared at GUEST over virtio-fs (repeatable)")
 	var env stringList
 	fs.Var(&env, "e", "environment variable K=V (repeatable)")
+	name := fs.String("name", fmt.Sprintf("novm-%d", os.Getpid()), "name of the VM, for `novm share --vm NAME`")
+	stateDir := fs.String("state-dir", vmctl.DefaultStateDir, "directory for the VM's control socket")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -73,18 +76,28 @@ func runRun(args []string) error {
 		if err != nil || !st.IsDir() {
 			return fmt.Errorf("--rootfs %s: not a directory", *rootfs)
 		}
-		cfg.VM.Shares = append(cfg.VM.Shares, vmm.Share{Tag: "rootfs", Path: *rootfs})
+		cfg.VM.Shares = append(cfg.VM.Shares, vmm.Share{Name: "rootfs", Path: *rootfs})
 		req.Rootfs = "rootfs"
 	}
-	for i, sh := range shares {
+	table := newShareTable(req.Rootfs)
+	for _, sh := range shares {
 		host, guest, ro, err := parseShare(sh)
 		if err != nil {
 			return err
 		}
-		tag := fmt.Sprintf("share%d", i)
-		cfg.VM.Shares = append(cfg.VM.Shares, vmm.Share{Tag: tag, Path: host, ReadOnly: ro})
-		req.Mounts = append(req.Mounts, &api.ShareMount{Tag: tag, Target: guest, Readonly: ro})
+		name, err := table.name(guest)
+		if err != nil {
+			return err
+		}
+		cfg.VM.Shares = append(cfg.VM.Shares, vmm.Share{Name: name, Path: host, ReadOnly: ro})
+		req.Mounts = append(req.Mounts, &api.ShareMount{Share: name, Target: guest, Readonly: ro})
 	}
+	ctl, removeCtl, err := vmctl.Listen(*stateDir, *name)
+	if err != nil {
+		return err
+	}
+	defer removeCtl()
+	go vmctl.Serve(ctl, table.handle, cfg.VM.Log)
 
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGWINCH)
@@ -106,6 +119,7 @@ func runRun(args []string) error {
 		return err
 	}
 	defer sb.Close()
+	table.attach(sb)
 
 	stdio := sandbox.Stdio{Stdout: os.Stdout, Stderr: os.Stderr}
 	if *interactive {
@@ -165,11 +179,11 @@ func parseShare(s string) (host, guest string, ro bool, err error) {
 	if len(parts) != 2 || parts[0] == "" || !strings.HasPrefix(parts[1], "/") {
 		return "", "", false, fmt.Errorf("--share %q: want HOST:GUEST[:ro] with an absolute GUEST path", s)
 	}
-	st, err := os.Stat(parts[0])
-	if err != nil || !st.IsDir() {
-		return "", "", false, fmt.Errorf("--share %q: %s is not a directory", s, parts[0])
+	host, err = shareHost(parts[0])
+	if err != nil {
+		return "", "", false, fmt.Errorf("--share %q: %w", s, err)
 	}
-	return parts[0], parts[1], ro, nil
+	return host, parts[1], ro, nil
 }
 
 func parseUser(s string) (uint32, uint32, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/novm/novm/hypervisor/kvm"
+	"github.com/novm/novm/virtiofs"
 )
 
 // Limits and defaults for a microVM.
@@ -50,8 +51,8 @@ type Config struct {
 	AgentOut io.Writer
 	// CacheDir holds unpacked bzImage payloads.
 	CacheDir string
-	// Shares are host directories served to the guest over virtio-fs,
-	// each mountable by its tag.
+	// Shares are host directories and files served to the guest over
+	// virtio-fs from the start.
 	Shares []Share
 	// GuestCID is the guest's vsock context ID (default 3).
 	GuestCID uint64
@@ -90,12 +91,29 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Share is a host directory the guest mounts with
-// `mount -t virtiofs TAG DIR`.
+// FSTag is the virtio-fs tag of novm's one file-system device: the guest
+// mounts it (`mount -t virtiofs novm DIR`) and finds each share as an entry
+// of DIR, to bind-mount where it belongs.
+const FSTag = "novm"
+
+// Share is a host directory or regular file served to the guest.
 type Share struct {
-	Tag      string
+	// Name is the share's entry in the FSTag mount's root.
+	Name     string
 	Path     string
 	ReadOnly bool
+}
+
+// options is a share's cache policy. A read-only share cannot change
+// under the guest from the guest's side and, by contract, does not
+// change on the host (image layers): names and attributes are cached for
+// an hour and file pages kept across opens. A writable share may be
+// changed on the host too: one second, the guest revalidating after that.
+func (sh Share) options() virtiofs.Options {
+	if sh.ReadOnly {
+		return virtiofs.Options{ReadOnly: true, KeepCache: true, EntryTimeout: 3600, AttrTimeout: 3600}
+	}
+	return virtiofs.Options{EntryTimeout: 1, AttrTimeout: 1}
 }
 
 // HostCmdline returns kernel parameters this host's KVM needs, empty on an

@@ -46,7 +46,7 @@ type Machine struct {
 	serial     *serial.UART
 	console    *console.Device
 	vsock      *vsock.Device
-	fsServers  []*virtiofs.Server
+	fs         *virtiofs.Server
 	tail       *tailBuffer
 	cmdline    string
 
@@ -159,25 +159,30 @@ func (m *Machine) setupDevices() error {
 	if err := m.addVirtio(m.vsock, useIRQFD); err != nil {
 		return err
 	}
+	// One virtio-fs device carries every share, present even with none
+	// so shares can be added while the guest runs.
+	m.fs = virtiofs.New(virtiofs.Config{})
 	for _, sh := range m.cfg.Shares {
-		opts := virtiofs.Options{ReadOnly: sh.ReadOnly, EntryTimeout: 1, AttrTimeout: 1}
-		if sh.ReadOnly {
-			opts.EntryTimeout, opts.AttrTimeout = 3600, 3600
-		}
-		srv, err := virtiofs.New(sh.Path, opts)
-		if err != nil {
-			return err
-		}
-		m.fsServers = append(m.fsServers, srv)
-		dev, err := fs.New(sh.Tag, srv, m.cfg.Log.WithField("device", "virtio-fs:"+sh.Tag))
-		if err != nil {
-			return err
-		}
-		if err := m.addVirtio(dev, useIRQFD); err != nil {
+		if err := m.AddShare(sh); err != nil {
 			return err
 		}
 	}
-	return nil
+	dev, err := fs.New(FSTag, m.fs, m.cfg.Log.WithField("device", "virtio-fs"))
+	if err != nil {
+		return err
+	}
+	return m.addVirtio(dev, useIRQFD)
+}
+
+// AddShare exports a host directory or file to the guest, at any time; the
+// guest finds it as sh.Name in the root of the FSTag mount.
+func (m *Machine) AddShare(sh Share) error {
+	return m.fs.AddShare(sh.Name, sh.Path, sh.options())
+}
+
+// RemoveShare withdraws a share; the guest should have unmounted it.
+func (m *Machine) RemoveShare(name string) error {
+	return m.fs.RemoveShare(name)
 }
 
 // addVirtio puts dev behind the next virtio-mmio window and IOAPIC pin.
@@ -349,8 +354,8 @@ func (m *Machine) Close() error {
 		for _, t := range m.transports {
 			t.Close()
 		}
-		for _, s := range m.fsServers {
-			s.Close()
+		if m.fs != nil {
+			m.fs.Close()
 		}
 		for _, l := range m.irqs {
 			l.close()
