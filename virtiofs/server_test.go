@@ -11,7 +11,7 @@ import (
 
 // client builds FUSE requests and decodes replies against a Server.
 type client struct {
-	t        *testing.T
+	t        testing.TB
 	s        *Server
 	unique   uint64
 	uid, gid uint32 // the guest caller's identity in each request
@@ -50,11 +50,11 @@ func (c *client) lookup(parent uint64, n string) (uint64, int32) {
 	return le.Uint64(out), 0
 }
 
-func newShare(t *testing.T, opts Options) (*client, string) {
+func newShare(t testing.TB, opts Options) (*client, string) {
 	return newShareCapped(t, opts, 0)
 }
 
-func newShareCapped(t *testing.T, opts Options, maxFDs int) (*client, string) {
+func newShareCapped(t testing.TB, opts Options, maxFDs int) (*client, string) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello, guest\n"), 0o644)
 	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
