@@ -101,6 +101,8 @@ func (s *Server) Handle(in []byte, out [][]byte) int {
 		return 0
 	case opInterrupt:
 		return 0 // requests are answered synchronously: nothing to interrupt
+	case opRead:
+		return s.readInto(h.Unique, body, out)
 	}
 	payload, errno := s.dispatch(h, body)
 	return writeReply(out, h.Unique, errno, payload)
@@ -170,8 +172,6 @@ func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
 		return s.open(h, body, false)
 	case opOpendir:
 		return s.open(h, body, true)
-	case opRead:
-		return s.read(body)
 	case opRelease, opReleasedir:
 		return s.release(body)
 	case opReaddir:
@@ -217,14 +217,20 @@ func writeReply(out [][]byte, unique uint64, errno unix.Errno, payload []byte) i
 		e = -int32(unix.ERANGE)
 		le.PutUint32(hdr[4:], uint32(e))
 	}
-	n := 0
-	for _, src := range [][]byte{hdr[:], payload} {
+	return scatter(out, hdr[:], payload)
+}
+
+// scatter copies parts, back to back, into the buffers of out (which the
+// caller has checked are large enough) and returns the bytes copied.
+func scatter(out [][]byte, parts ...[]byte) int {
+	n, i, at := 0, 0, 0
+	for _, src := range parts {
 		for len(src) > 0 {
-			for len(out) > 0 && len(out[0]) == 0 {
-				out = out[1:]
+			for at == len(out[i]) {
+				i, at = i+1, 0
 			}
-			k := copy(out[0], src)
-			out[0], src = out[0][k:], src[k:]
+			k := copy(out[i][at:], src)
+			at, src = at+k, src[k:]
 			n += k
 		}
 	}
