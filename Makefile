@@ -71,7 +71,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME) ./virtiofs/
 
 bench: all
-	NOVM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/integration/
+	$(GO) test -count=1 -run '^$$' -bench RequestCost ./virtiofs/
+	NOVM_BIN=$(abspath $(BIN)) $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/integration/
 
 install: all
 	install -D -m 0755 $(BIN)/novm $(DESTDIR)$(PREFIX)/bin/novm

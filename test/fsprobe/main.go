@@ -5,6 +5,7 @@
 // built and run by test/integration; it is not part of novm.
 //
 //	fsprobe semantics DIR [CHECK...]   facts about DIR's file semantics
+//	fsprobe bench DIR MIB FILES  sequential I/O and a metadata storm
 //	fsprobe escape DIR SECRET PATH
 //	        escape attempts from DIR; SECRET is text only the host has, in
 //	        a file beside the share, at host path PATH
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +47,17 @@ func main() {
 			r := c.run(os.Args[2], os.Args[3], os.Args[4])
 			fmt.Fprintf(os.Stderr, "fsprobe: escape %s took %v\n", c.name, time.Since(began).Round(time.Millisecond))
 			fmt.Printf("escape %s: %s\n", c.name, r)
+		}
+	case len(os.Args) == 5 && os.Args[1] == "bench":
+		mib, err1 := strconv.Atoi(os.Args[3])
+		files, err2 := strconv.Atoi(os.Args[4])
+		if err1 != nil || err2 != nil {
+			fmt.Fprintln(os.Stderr, "fsprobe bench DIR MIB FILES")
+			os.Exit(2)
+		}
+		if err := runBench(os.Args[2], mib, files); err != nil {
+			fmt.Printf("bench failed: %v\n", err)
+			os.Exit(1)
 		}
 	default:
 		fmt.Fprintln(os.Stderr, "usage: fsprobe semantics DIR | fsprobe escape DIR SECRET PATH")

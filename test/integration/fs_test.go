@@ -13,7 +13,7 @@ import (
 )
 
 // buildProbe builds test/fsprobe, the program both suites run.
-func buildProbe(t *testing.T) string {
+func buildProbe(t testing.TB) string {
 	dir := t.TempDir()
 	cmd := exec.Command("go", "build", "-o", dir, "github.com/novm/novm/test/fsprobe")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
