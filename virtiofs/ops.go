@@ -137,7 +137,7 @@ func (s *Server) open(h inHeader, body []byte, dir bool) ([]byte, unix.Errno) {
 	case !dir && typ != unix.S_IFREG:
 		return nil, unix.EACCES
 	}
-	if !dir && flags&unix.O_ACCMODE != unix.O_RDONLY && n.share.opts.ReadOnly {
+	if !dir && (flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0) && n.share.opts.ReadOnly {
 		return nil, unix.EROFS
 	}
 	// Reopen the inode itself through its O_PATH descriptor (the magic

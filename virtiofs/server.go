@@ -247,15 +247,18 @@ func (s *Server) init(body []byte) ([]byte, unix.Errno) {
 	}
 	const (
 		asyncRead       = 1 << 0
+		atomicOTrunc    = 1 << 3 // O_TRUNC comes with OPEN, no separate SETATTR
+		bigWrites       = 1 << 5 // without it the guest sends one page per WRITE
 		doReaddirplus   = 1 << 13
 		readdirplusAuto = 1 << 14
+		parallelDirops  = 1 << 18
 		maxPages        = 1 << 22
 	)
 	out := make([]byte, 64)
 	le.PutUint32(out[0:], kernelVersion)
 	le.PutUint32(out[4:], min(minor, minorVersion))
 	le.PutUint32(out[8:], readahead)
-	le.PutUint32(out[12:], flags&(asyncRead|doReaddirplus|readdirplusAuto|maxPages))
+	le.PutUint32(out[12:], flags&(asyncRead|atomicOTrunc|bigWrites|doReaddirplus|readdirplusAuto|parallelDirops|maxPages))
 	le.PutUint16(out[16:], 64)    // max_background
 	le.PutUint16(out[18:], 48)    // congestion_threshold
 	le.PutUint32(out[20:], 1<<20) // max_write

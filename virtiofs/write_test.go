@@ -81,7 +81,7 @@ func TestCreateWriteTruncateRemove(t *testing.T) {
 }
 
 func TestReadOnlyShareRefusesChanges(t *testing.T) {
-	c, _ := newShare(t, Options{ReadOnly: true})
+	c, dir := newShare(t, Options{ReadOnly: true})
 	if _, _, errno := c.create(c.root, "new", 0o644); errno != -int32(unix.EROFS) {
 		t.Fatalf("create: %d", errno)
 	}
@@ -93,6 +93,14 @@ func TestReadOnlyShareRefusesChanges(t *testing.T) {
 	le.PutUint32(open, unix.O_WRONLY)
 	if errno, _ := c.call(opOpen, id, open); errno != -int32(unix.EROFS) {
 		t.Fatalf("open for write: %d", errno)
+	}
+	// O_RDONLY|O_TRUNC truncates on Linux: refused too.
+	le.PutUint32(open, unix.O_RDONLY|unix.O_TRUNC)
+	if errno, _ := c.call(opOpen, id, open); errno != -int32(unix.EROFS) {
+		t.Fatalf("open read-only with O_TRUNC: %d", errno)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "hello.txt")); st.Size() == 0 {
+		t.Fatal("a read-only share's file was truncated")
 	}
 }
 
