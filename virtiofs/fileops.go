@@ -82,11 +82,7 @@ func (s *Server) copyFileRange(h inHeader, body []byte) ([]byte, unix.Errno) {
 // withXattrFD runs call, as the caller, on a descriptor of a regular file
 // or directory node. Other file types get no xattrs: reaching a symlink's
 // or a device's through /proc would follow it.
-func (s *Server) withXattrFD(h inHeader, call func(fd int) error) unix.Errno {
-	n := s.nodes.get(h.NodeID)
-	if n == nil {
-		return unix.ENOENT
-	}
+func (s *Server) withXattrFD(n *node, h inHeader, call func(fd int) error) unix.Errno {
 	typ := n.mode & unix.S_IFMT
 	if typ != unix.S_IFREG && typ != unix.S_IFDIR {
 		return unix.EPERM
@@ -124,7 +120,7 @@ func sizedReply(size uint32, data []byte) ([]byte, unix.Errno) {
 	return data, 0
 }
 
-func (s *Server) getxattr(h inHeader, body []byte) ([]byte, unix.Errno) {
+func (s *Server) getxattr(n *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	if len(body) < 8 {
 		return nil, unix.EINVAL
 	}
@@ -133,28 +129,28 @@ func (s *Server) getxattr(h inHeader, body []byte) ([]byte, unix.Errno) {
 		return nil, unix.EINVAL
 	}
 	buf := make([]byte, 64<<10)
-	var n int
-	errno := s.withXattrFD(h, func(fd int) (err error) { n, err = unix.Fgetxattr(fd, name, buf); return })
+	var k int
+	errno := s.withXattrFD(n, h, func(fd int) (err error) { k, err = unix.Fgetxattr(fd, name, buf); return })
 	if errno != 0 {
 		return nil, errno
 	}
-	return sizedReply(le.Uint32(body), buf[:n])
+	return sizedReply(le.Uint32(body), buf[:k])
 }
 
-func (s *Server) listxattr(h inHeader, body []byte) ([]byte, unix.Errno) {
+func (s *Server) listxattr(n *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	if len(body) < 8 {
 		return nil, unix.EINVAL
 	}
 	buf := make([]byte, 64<<10)
-	var n int
-	errno := s.withXattrFD(h, func(fd int) (err error) { n, err = unix.Flistxattr(fd, buf); return })
+	var k int
+	errno := s.withXattrFD(n, h, func(fd int) (err error) { k, err = unix.Flistxattr(fd, buf); return })
 	if errno != 0 {
 		return nil, errno
 	}
-	return sizedReply(le.Uint32(body), buf[:n])
+	return sizedReply(le.Uint32(body), buf[:k])
 }
 
-func (s *Server) setxattr(h inHeader, body []byte) ([]byte, unix.Errno) {
+func (s *Server) setxattr(n *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	if len(body) < 8 {
 		return nil, unix.EINVAL
 	}
@@ -167,13 +163,13 @@ func (s *Server) setxattr(h inHeader, body []byte) ([]byte, unix.Errno) {
 	if uint64(size) > uint64(len(value)) {
 		return nil, unix.EINVAL
 	}
-	return nil, s.withXattrFD(h, func(fd int) error { return unix.Fsetxattr(fd, name, value[:size], flags) })
+	return nil, s.withXattrFD(n, h, func(fd int) error { return unix.Fsetxattr(fd, name, value[:size], flags) })
 }
 
-func (s *Server) removexattr(h inHeader, body []byte) ([]byte, unix.Errno) {
+func (s *Server) removexattr(n *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	name, ok := attrName(body)
 	if !ok {
 		return nil, unix.EINVAL
 	}
-	return nil, s.withXattrFD(h, func(fd int) error { return unix.Fremovexattr(fd, name) })
+	return nil, s.withXattrFD(n, h, func(fd int) error { return unix.Fremovexattr(fd, name) })
 }

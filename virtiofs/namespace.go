@@ -16,9 +16,8 @@ func twoNames(b []byte) (string, string, unix.Errno) {
 	return a, c, errno
 }
 
-func (s *Server) rename(h inHeader, body []byte, v2 bool) ([]byte, unix.Errno) {
-	olddir := s.nodes.get(h.NodeID)
-	if olddir == nil || len(body) < 8 {
+func (s *Server) rename(olddir *node, h inHeader, body []byte, v2 bool) ([]byte, unix.Errno) {
+	if len(body) < 8 {
 		return nil, unix.ENOENT
 	}
 	newdir := s.nodes.get(le.Uint64(body))
@@ -48,11 +47,7 @@ func (s *Server) rename(h inHeader, body []byte, v2 bool) ([]byte, unix.Errno) {
 	return nil, errnoOf0(err)
 }
 
-func (s *Server) symlink(h inHeader, body []byte) ([]byte, unix.Errno) {
-	parent := s.nodes.get(h.NodeID)
-	if parent == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) symlink(parent *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	// FUSE sends the new entry's name, then the link's contents. The
 	// contents are the guest's data: the server never follows them.
 	name, rest, errno := nameArg(body)
@@ -71,9 +66,8 @@ func (s *Server) symlink(h inHeader, body []byte) ([]byte, unix.Errno) {
 	return s.lookupEntry(parent, name)
 }
 
-func (s *Server) link(h inHeader, body []byte) ([]byte, unix.Errno) {
-	parent := s.nodes.get(h.NodeID)
-	if parent == nil || len(body) < 8 {
+func (s *Server) link(parent *node, h inHeader, body []byte) ([]byte, unix.Errno) {
+	if len(body) < 8 {
 		return nil, unix.ENOENT
 	}
 	// The source is a node of this share: nothing outside can be linked.
@@ -103,11 +97,7 @@ func (s *Server) link(h inHeader, body []byte) ([]byte, unix.Errno) {
 
 // mknod makes FIFOs, sockets and empty regular files; device nodes are
 // refused whoever asks: they would hand the guest host devices.
-func (s *Server) mknod(h inHeader, body []byte) ([]byte, unix.Errno) {
-	parent := s.nodes.get(h.NodeID)
-	if parent == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) mknod(parent *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	if len(body) < 16 {
 		return nil, unix.EINVAL
 	}

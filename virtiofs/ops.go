@@ -61,16 +61,12 @@ func (s *Server) entry(parent *node, name string) ([]byte, unix.Errno) {
 	return s.lookupEntry(parent, name)
 }
 
-func (s *Server) lookup(parentID uint64, body []byte) ([]byte, unix.Errno) {
-	parent := s.nodes.get(parentID)
-	if parent == nil {
-		return nil, unix.ENOENT
+func (s *Server) lookup(parent *node, body []byte) ([]byte, unix.Errno) {
+	name, _, errno := nameArg(body)
+	if errno != 0 {
+		return nil, errno
 	}
-	name, ok := cString(body)
-	if !ok || !validName(name) {
-		return nil, unix.EINVAL
-	}
-	return s.lookupEntry(parent, string(name))
+	return s.lookupEntry(parent, name)
 }
 
 func (s *Server) batchForget(body []byte) {
@@ -85,11 +81,7 @@ func (s *Server) batchForget(body []byte) {
 	}
 }
 
-func (s *Server) getattr(id uint64) ([]byte, unix.Errno) {
-	n := s.nodes.get(id)
-	if n == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) getattr(n *node) ([]byte, unix.Errno) {
 	st, err := fstat(n.fd)
 	if err != nil {
 		return nil, errnoOf(err)
@@ -100,11 +92,7 @@ func (s *Server) getattr(id uint64) ([]byte, unix.Errno) {
 	return out, 0
 }
 
-func (s *Server) readlink(id uint64) ([]byte, unix.Errno) {
-	n := s.nodes.get(id)
-	if n == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) readlink(n *node) ([]byte, unix.Errno) {
 	if n.mode&unix.S_IFMT != unix.S_IFLNK {
 		return nil, unix.EINVAL
 	}
@@ -119,11 +107,7 @@ func (s *Server) readlink(id uint64) ([]byte, unix.Errno) {
 // open reopens a node for I/O. Only regular files and directories are
 // ever opened: a device node in a share must never give the guest the
 // host's device (CVE-2020-35517).
-func (s *Server) open(h inHeader, body []byte, dir bool) ([]byte, unix.Errno) {
-	n := s.nodes.get(h.NodeID)
-	if n == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) open(n *node, h inHeader, body []byte, dir bool) ([]byte, unix.Errno) {
 	if len(body) < 4 {
 		return nil, unix.EINVAL
 	}
@@ -291,8 +275,9 @@ func dotRank(name string) int {
 }
 
 // readdir answers READDIR(PLUS) from the snapshot; the offset is the
-// index of the next entry.
-func (s *Server) readdir(dirID uint64, body []byte, plus bool) ([]byte, unix.Errno) {
+// index of the next entry. Only READDIRPLUS needs the directory's node
+// (parent may be nil otherwise).
+func (s *Server) readdir(parent *node, body []byte, plus bool) ([]byte, unix.Errno) {
 	if len(body) < 24 {
 		return nil, unix.EINVAL
 	}
@@ -301,7 +286,6 @@ func (s *Server) readdir(dirID uint64, body []byte, plus bool) ([]byte, unix.Err
 	if h == nil || h.fd >= 0 {
 		return nil, unix.EBADF
 	}
-	parent := s.nodes.get(dirID)
 	if plus && parent == nil {
 		return nil, unix.ENOENT
 	}
@@ -337,11 +321,7 @@ func (s *Server) readdir(dirID uint64, body []byte, plus bool) ([]byte, unix.Err
 	return out, 0
 }
 
-func (s *Server) statfs(id uint64) ([]byte, unix.Errno) {
-	n := s.nodes.get(id)
-	if n == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) statfs(n *node) ([]byte, unix.Errno) {
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(n.fd, &st); err != nil {
 		return nil, errnoOf(err)

@@ -115,37 +115,20 @@ func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
 	case opDestroy:
 		return nil, 0
 	}
-	if n := s.nodes.get(h.NodeID); n != nil {
+	n := s.nodes.get(h.NodeID)
+	if n != nil {
 		if n.share == nil {
-			return s.rootOp(h, body)
+			return s.rootOp(n, h, body)
 		}
 		if n.share.opts.ReadOnly && mutating(h.Opcode) {
 			return nil, unix.EROFS
 		}
 	}
+	// Requests that act on an open handle (or on nothing): the handle, not
+	// the node in the header, says what they touch.
 	switch h.Opcode {
-	case opMkdir:
-		return s.mkdir(h, body)
-	case opUnlink:
-		return s.remove(h, body, false)
-	case opRmdir:
-		return s.remove(h, body, true)
-	case opCreate:
-		return s.create(h, body)
 	case opWrite:
 		return s.write(h, body)
-	case opSetattr:
-		return s.setattr(h, body)
-	case opRename:
-		return s.rename(h, body, false)
-	case opRename2:
-		return s.rename(h, body, true)
-	case opSymlink:
-		return s.symlink(h, body)
-	case opLink:
-		return s.link(h, body)
-	case opMknod:
-		return s.mknod(h, body)
 	case opFsync:
 		return s.fsync(body)
 	case opFallocate:
@@ -154,43 +137,53 @@ func (s *Server) dispatch(h inHeader, body []byte) ([]byte, unix.Errno) {
 		return s.lseek(body)
 	case opCopyFileRange:
 		return s.copyFileRange(h, body)
-	case opGetxattr:
-		return s.getxattr(h, body)
-	case opListxattr:
-		return s.listxattr(h, body)
-	case opSetxattr:
-		return s.setxattr(h, body)
-	case opRemovexattr:
-		return s.removexattr(h, body)
-	case opLookup:
-		return s.lookup(h.NodeID, body)
-	case opGetattr:
-		return s.getattr(h.NodeID)
-	case opReadlink:
-		return s.readlink(h.NodeID)
-	case opOpen:
-		return s.open(h, body, false)
-	case opOpendir:
-		return s.open(h, body, true)
 	case opRelease, opReleasedir:
 		return s.release(body)
 	case opReaddir:
-		return s.readdir(h.NodeID, body, false)
-	case opReaddirplus:
-		return s.readdir(h.NodeID, body, true)
+		return s.readdir(n, body, false)
 	case opFlush, opFsyncdir, opSyncfs:
 		return nil, 0
-	case opStatfs:
-		return s.statfs(h.NodeID)
-	case opAccess:
-		// The guest kernel checks permissions itself (virtio-fs mounts
-		// with default_permissions); existence is what is left to say.
-		if s.nodes.get(h.NodeID) == nil {
-			return nil, unix.ENOENT
-		}
-		return nil, 0
 	}
-	return nil, unix.ENOSYS
+	op, ok := nodeOps[h.Opcode]
+	if !ok {
+		return nil, unix.ENOSYS
+	}
+	if n == nil {
+		return nil, unix.ENOENT
+	}
+	return op(s, n, h, body)
+}
+
+// nodeOp answers a request on the node in its header, which exists.
+type nodeOp func(s *Server, n *node, h inHeader, body []byte) ([]byte, unix.Errno)
+
+var nodeOps = map[uint32]nodeOp{
+	opLookup:   func(s *Server, n *node, _ inHeader, b []byte) ([]byte, unix.Errno) { return s.lookup(n, b) },
+	opGetattr:  func(s *Server, n *node, _ inHeader, _ []byte) ([]byte, unix.Errno) { return s.getattr(n) },
+	opSetattr:  (*Server).setattr,
+	opReadlink: func(s *Server, n *node, _ inHeader, _ []byte) ([]byte, unix.Errno) { return s.readlink(n) },
+	opOpen:     func(s *Server, n *node, h inHeader, b []byte) ([]byte, unix.Errno) { return s.open(n, h, b, false) },
+	opOpendir:  func(s *Server, n *node, h inHeader, b []byte) ([]byte, unix.Errno) { return s.open(n, h, b, true) },
+	opReaddirplus: func(s *Server, n *node, _ inHeader, b []byte) ([]byte, unix.Errno) {
+		return s.readdir(n, b, true)
+	},
+	opStatfs: func(s *Server, n *node, _ inHeader, _ []byte) ([]byte, unix.Errno) { return s.statfs(n) },
+	// The guest kernel checks permissions itself (virtio-fs mounts with
+	// default_permissions); existence is what is left to say.
+	opAccess:      func(*Server, *node, inHeader, []byte) ([]byte, unix.Errno) { return nil, 0 },
+	opMkdir:       (*Server).mkdir,
+	opUnlink:      func(s *Server, n *node, h inHeader, b []byte) ([]byte, unix.Errno) { return s.remove(n, h, b, false) },
+	opRmdir:       func(s *Server, n *node, h inHeader, b []byte) ([]byte, unix.Errno) { return s.remove(n, h, b, true) },
+	opCreate:      (*Server).create,
+	opRename:      func(s *Server, n *node, h inHeader, b []byte) ([]byte, unix.Errno) { return s.rename(n, h, b, false) },
+	opRename2:     func(s *Server, n *node, h inHeader, b []byte) ([]byte, unix.Errno) { return s.rename(n, h, b, true) },
+	opSymlink:     (*Server).symlink,
+	opLink:        (*Server).link,
+	opMknod:       (*Server).mknod,
+	opGetxattr:    (*Server).getxattr,
+	opListxattr:   (*Server).listxattr,
+	opSetxattr:    (*Server).setxattr,
+	opRemovexattr: (*Server).removexattr,
 }
 
 // writeReply scatters the out header and payload into the guest's buffers.

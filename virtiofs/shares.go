@@ -82,14 +82,14 @@ func (s *Server) RemoveShare(name string) error {
 }
 
 // rootOp answers a request on the virtual root. Callers hold opMu.
-func (s *Server) rootOp(h inHeader, body []byte) ([]byte, unix.Errno) {
+func (s *Server) rootOp(root *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	switch h.Opcode {
 	case opLookup:
-		name, ok := cString(body)
-		if !ok || !validName(name) {
-			return nil, unix.EINVAL
+		name, _, errno := nameArg(body)
+		if errno != 0 {
+			return nil, errno
 		}
-		return s.rootLookup(string(name))
+		return s.rootLookup(name)
 	case opGetattr:
 		out := make([]byte, attrOutSize)
 		s.rootAttr().put(out[16:])
@@ -97,9 +97,9 @@ func (s *Server) rootOp(h inHeader, body []byte) ([]byte, unix.Errno) {
 	case opOpendir:
 		return s.openRoot()
 	case opReaddir:
-		return s.readdir(rootID, body, false)
+		return s.readdir(root, body, false)
 	case opReaddirplus:
-		return s.readdir(rootID, body, true)
+		return s.readdir(root, body, true)
 	case opReleasedir:
 		return s.release(body)
 	case opStatfs:

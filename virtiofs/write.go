@@ -25,11 +25,7 @@ func nameArg(b []byte) (string, []byte, unix.Errno) {
 	return string(n), b[len(n)+1:], 0
 }
 
-func (s *Server) mkdir(h inHeader, body []byte) ([]byte, unix.Errno) {
-	parent := s.nodes.get(h.NodeID)
-	if parent == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) mkdir(parent *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	if len(body) < 8 {
 		return nil, unix.EINVAL
 	}
@@ -46,11 +42,7 @@ func (s *Server) mkdir(h inHeader, body []byte) ([]byte, unix.Errno) {
 	return s.lookupEntry(parent, name)
 }
 
-func (s *Server) remove(h inHeader, body []byte, dir bool) ([]byte, unix.Errno) {
-	parent := s.nodes.get(h.NodeID)
-	if parent == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) remove(parent *node, h inHeader, body []byte, dir bool) ([]byte, unix.Errno) {
 	name, _, errno := nameArg(body)
 	if errno != 0 {
 		return nil, errno
@@ -65,11 +57,7 @@ func (s *Server) remove(h inHeader, body []byte, dir bool) ([]byte, unix.Errno) 
 }
 
 // create makes and opens a regular file: entry_out followed by open_out.
-func (s *Server) create(h inHeader, body []byte) ([]byte, unix.Errno) {
-	parent := s.nodes.get(h.NodeID)
-	if parent == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) create(parent *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	if len(body) < 16 {
 		return nil, unix.EINVAL
 	}
@@ -144,11 +132,7 @@ const (
 	fattrMnow  = 1 << 8
 )
 
-func (s *Server) setattr(h inHeader, body []byte) ([]byte, unix.Errno) {
-	n := s.nodes.get(h.NodeID)
-	if n == nil {
-		return nil, unix.ENOENT
-	}
+func (s *Server) setattr(n *node, h inHeader, body []byte) ([]byte, unix.Errno) {
 	if len(body) < 88 {
 		return nil, unix.EINVAL
 	}
@@ -207,7 +191,7 @@ func (s *Server) setattr(h inHeader, body []byte) ([]byte, unix.Errno) {
 	if err != nil {
 		return nil, errnoOf(err)
 	}
-	return s.getattr(h.NodeID)
+	return s.getattr(n)
 }
 
 func errnoOf0(err error) unix.Errno {
