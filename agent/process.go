@@ -111,10 +111,7 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 	if len(req.Args) == 0 {
 		return 0, status.Errorf(codes.InvalidArgument, "process %s: no command", p.id)
 	}
-	if err := mountShares(req.Rootfs, req.Mounts); err != nil {
-		return 0, err
-	}
-	root, err := mountRootfs(req.Rootfs)
+	root, err := mountShares(req.Rootfs, req.Mounts)
 	if err != nil {
 		return 0, err
 	}

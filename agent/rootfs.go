@@ -67,14 +67,9 @@ func shareSource(name string) (string, error) {
 	return src, nil
 }
 
-// mountRootfs mounts share (once) as a root filesystem with its pseudo
-// filesystems and returns its directory.
-func mountRootfs(share string) (string, error) {
-	mountMu.Lock()
-	defer mountMu.Unlock()
-	return rootfsLocked(share)
-}
-
+// rootfsLocked mounts share (once) as a root filesystem with its pseudo
+// filesystems and returns its directory ("" for no share). Callers hold
+// mountMu.
 func rootfsLocked(share string) (string, error) {
 	if share == "" {
 		return "", nil
@@ -136,21 +131,22 @@ func inRoot(root, path string) string {
 // its predecessor's mounts reuses them.
 var mountedShares = map[string]bool{}
 
-// mountShares mounts shares at their targets inside the rootfs share
-// (the guest's root if empty).
-func mountShares(rootfs string, mounts []*api.ShareMount) error {
+// mountShares mounts the rootfs share (if any, once) and shares at their
+// targets inside it (inside the guest's root without one), and returns
+// the rootfs directory.
+func mountShares(rootfs string, mounts []*api.ShareMount) (string, error) {
 	mountMu.Lock()
 	defer mountMu.Unlock()
 	root, err := rootfsLocked(rootfs)
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, m := range mounts {
 		if err := bindShare(root, m); err != nil {
-			return err
+			return "", err
 		}
 	}
-	return nil
+	return root, nil
 }
 
 // bindShare bind-mounts one share, creating its mount point (a directory,

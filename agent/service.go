@@ -40,7 +40,7 @@ func (s *service) get(id string) (*process, error) {
 }
 
 func (s *service) MountShare(ctx context.Context, req *api.MountShareRequest) (*api.Empty, error) {
-	if err := mountShares(req.Rootfs, []*api.ShareMount{req.Mount}); err != nil {
+	if _, err := mountShares(req.Rootfs, []*api.ShareMount{req.Mount}); err != nil {
 		return nil, err
 	}
 	return &api.Empty{}, nil
