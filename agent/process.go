@@ -39,6 +39,10 @@ type process struct {
 	exited   chan struct{}
 	status   int
 	exitedAt time.Time
+	// oomBase is the guest's OOM-kill count at start; a SIGKILL exit with
+	// the count grown since is reported as an OOM kill.
+	oomBase   uint64
+	oomKilled bool
 	drained  chan struct{} // output copied out and streams closed
 }
 
@@ -200,6 +204,7 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 		}
 	}
 	cmd.SysProcAttr = attr
+	p.oomBase = oomKills()
 	restore, err := applyRlimits(req.Rlimits)
 	if err != nil {
 		return 0, status.Errorf(codes.InvalidArgument, "process %s: %v", p.id, err)
@@ -239,6 +244,7 @@ func (p *process) exit(ws unix.WaitStatus) {
 	switch {
 	case ws.Signaled():
 		p.status = 128 + int(ws.Signal())
+		p.oomKilled = ws.Signal() == unix.SIGKILL && oomKills() > p.oomBase
 	default:
 		p.status = ws.ExitStatus()
 	}

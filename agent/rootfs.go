@@ -67,9 +67,9 @@ func shareSource(name string) (string, error) {
 	return src, nil
 }
 
-// rootfsLocked mounts share (once) as a root filesystem with its pseudo
-// filesystems and returns its directory ("" for no share). Callers hold
-// mountMu.
+// rootfsLocked mounts share (once) as a root filesystem with the default
+// pseudo filesystems and returns its directory ("" for no share). Callers
+// hold mountMu.
 func rootfsLocked(share string) (string, error) {
 	if share == "" {
 		return "", nil
@@ -77,19 +77,9 @@ func rootfsLocked(share string) (string, error) {
 	if dir, ok := mountedRootfs[share]; ok {
 		return dir, nil
 	}
-	src, err := shareSource(share)
+	dir, err := bindRootfs(share)
 	if err != nil {
 		return "", err
-	}
-	dir := filepath.Join(rootfsDir, share)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", status.Errorf(codes.Internal, "%v", err)
-	}
-	if err := unix.Mount(src, dir, "", unix.MS_BIND, ""); err != nil {
-		return "", status.Errorf(codes.FailedPrecondition, "mount rootfs %q: %v", share, err)
-	}
-	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
-		return "", status.Errorf(codes.Internal, "make rootfs %q shared: %v", share, err)
 	}
 	for _, m := range rootfsMounts {
 		target := filepath.Join(dir, m.target)
@@ -104,6 +94,26 @@ func rootfsLocked(share string) (string, error) {
 		}
 	}
 	mountedRootfs[share] = dir
+	return dir, nil
+}
+
+// bindRootfs bind-mounts a share as a shared mount under rootfsDir.
+// Callers hold mountMu.
+func bindRootfs(share string) (string, error) {
+	src, err := shareSource(share)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(rootfsDir, share)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", status.Errorf(codes.Internal, "%v", err)
+	}
+	if err := unix.Mount(src, dir, "", unix.MS_BIND, ""); err != nil {
+		return "", status.Errorf(codes.FailedPrecondition, "mount rootfs %q: %v", share, err)
+	}
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		return "", status.Errorf(codes.Internal, "make rootfs %q shared: %v", share, err)
+	}
 	return dir, nil
 }
 

@@ -53,6 +53,17 @@ func (s *service) UnmountShare(ctx context.Context, req *api.UnmountShareRequest
 	return &api.Empty{}, nil
 }
 
+func (s *service) PrepareRootfs(ctx context.Context, req *api.PrepareRootfsRequest) (*api.Empty, error) {
+	if err := prepareRootfs(req); err != nil {
+		return nil, err
+	}
+	return &api.Empty{}, nil
+}
+
+func (s *service) Stats(ctx context.Context, _ *api.StatsRequest) (*api.StatsResponse, error) {
+	return guestStats(), nil
+}
+
 func (s *service) Ping(ctx context.Context, _ *api.PingRequest) (*api.PingResponse, error) {
 	return &api.PingResponse{Version: Version}, nil
 }
@@ -93,6 +104,12 @@ func (s *service) SignalProcess(ctx context.Context, req *api.SignalProcessReque
 	if !started || p.hasExited() {
 		return nil, status.Errorf(codes.NotFound, "process %q is not running", req.Id)
 	}
+	if req.All {
+		if err := signalAll(p.req.Rootfs, syscall.Signal(req.Signal)); err != nil {
+			return nil, err
+		}
+		return &api.Empty{}, nil
+	}
 	target := pid
 	if req.Group {
 		target = -pid // the process leads its own group (Setpgid / Setsid)
@@ -117,7 +134,10 @@ func (s *service) WaitProcess(ctx context.Context, req *api.WaitProcessRequest) 
 	}()
 	select {
 	case <-done:
-		return &api.WaitProcessResponse{ExitStatus: uint32(code), ExitedAtUnixNano: at.UnixNano()}, nil
+		p.mu.Lock()
+		oom := p.oomKilled
+		p.mu.Unlock()
+		return &api.WaitProcessResponse{ExitStatus: uint32(code), ExitedAtUnixNano: at.UnixNano(), OomKilled: oom}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

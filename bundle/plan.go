@@ -43,12 +43,6 @@ type Defaults struct {
 	MaxCPUs int
 }
 
-// GuestMount is a file system the agent mounts inside the guest.
-type GuestMount struct {
-	Type, Source, Target string
-	Options              []string
-}
-
 // Plan is everything the VM and the agent need to run a bundle.
 type Plan struct {
 	CPUs, MemoryMiB int
@@ -59,7 +53,7 @@ type Plan struct {
 	ShareMounts []*api.ShareMount
 	// GuestMounts are tmpfs, proc, sysfs, devpts, mqueue and cgroup
 	// mounts, in spec order.
-	GuestMounts []GuestMount
+	GuestMounts []*api.GuestMount
 	Hostname    string
 	Process     *api.CreateProcessRequest
 	// Warnings name spec fields that are not applied.
@@ -80,7 +74,7 @@ func (b *Bundle) Plan(d Defaults) (*Plan, error) {
 	if err := p.size(s.Linux, d); err != nil {
 		return nil, err
 	}
-	proc, err := mapProcess(s.Process)
+	proc, err := MapProcess(s.Process)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +103,7 @@ func (p *Plan) mapMounts(mounts []specs.Mount) error {
 			p.Shares = append(p.Shares, vmm.Share{Name: name, Path: m.Source, ReadOnly: ro})
 			p.ShareMounts = append(p.ShareMounts, &api.ShareMount{Share: name, Target: m.Destination, Readonly: ro})
 		case slices.Contains(guestFS, m.Type):
-			p.GuestMounts = append(p.GuestMounts, GuestMount{Type: m.Type, Source: m.Source, Target: m.Destination, Options: m.Options})
+			p.GuestMounts = append(p.GuestMounts, &api.GuestMount{Type: m.Type, Source: m.Source, Target: m.Destination, Options: m.Options})
 		default:
 			return fmt.Errorf("mounts[%d]: mount type %q at %s is not supported in a novm VM (bind, %s are)",
 				i, m.Type, m.Destination, strings.Join(guestFS, ", "))
@@ -191,7 +185,12 @@ func hostCPUs() int {
 	return 1
 }
 
-func mapProcess(sp *specs.Process) (*api.CreateProcessRequest, error) {
+// MapProcess turns a spec process (a container's, or an exec's) into the
+// agent's request, running in the bundle's rootfs.
+func MapProcess(sp *specs.Process) (*api.CreateProcessRequest, error) {
+	if sp == nil {
+		return nil, fmt.Errorf("process: missing")
+	}
 	req := &api.CreateProcessRequest{
 		Args:            sp.Args,
 		Env:             sp.Env,

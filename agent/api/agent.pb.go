@@ -568,6 +568,267 @@ func (x *UnmountShareRequest) GetTarget() string {
 	return ""
 }
 
+// GuestMount is a file system the guest kernel provides (tmpfs, proc,
+// sysfs, devpts, mqueue, cgroup), mounted as in an OCI spec.
+type GuestMount struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Type   string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Source string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// target is an absolute path inside the rootfs.
+	Target string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	// options are OCI mount options ("nosuid", "ro", "mode=755", ...).
+	Options       []string `protobuf:"bytes,4,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GuestMount) Reset() {
+	*x = GuestMount{}
+	mi := &file_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuestMount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuestMount) ProtoMessage() {}
+
+func (x *GuestMount) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuestMount.ProtoReflect.Descriptor instead.
+func (*GuestMount) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GuestMount) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *GuestMount) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *GuestMount) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *GuestMount) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type PrepareRootfsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rootfs is the share name of the root filesystem.
+	Rootfs string `protobuf:"bytes,1,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
+	// mounts are mounted in order. A /dev that is a tmpfs gets the
+	// standard device nodes and links; without a /dev mount one is made.
+	Mounts []*GuestMount `protobuf:"bytes,2,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	// hostname, if set, becomes the guest's hostname (a VM has one; the
+	// containers of a pod share it).
+	Hostname      string `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareRootfsRequest) Reset() {
+	*x = PrepareRootfsRequest{}
+	mi := &file_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareRootfsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareRootfsRequest) ProtoMessage() {}
+
+func (x *PrepareRootfsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareRootfsRequest.ProtoReflect.Descriptor instead.
+func (*PrepareRootfsRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PrepareRootfsRequest) GetRootfs() string {
+	if x != nil {
+		return x.Rootfs
+	}
+	return ""
+}
+
+func (x *PrepareRootfsRequest) GetMounts() []*GuestMount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+func (x *PrepareRootfsRequest) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+type StatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{11}
+}
+
+type StatsResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MemoryTotalBytes uint64                 `protobuf:"varint,1,opt,name=memory_total_bytes,json=memoryTotalBytes,proto3" json:"memory_total_bytes,omitempty"`
+	// memory_used_bytes is total minus available (page cache that can be
+	// reclaimed does not count).
+	MemoryUsedBytes uint64 `protobuf:"varint,2,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3" json:"memory_used_bytes,omitempty"`
+	CpuUserNanos    uint64 `protobuf:"varint,3,opt,name=cpu_user_nanos,json=cpuUserNanos,proto3" json:"cpu_user_nanos,omitempty"`
+	CpuSystemNanos  uint64 `protobuf:"varint,4,opt,name=cpu_system_nanos,json=cpuSystemNanos,proto3" json:"cpu_system_nanos,omitempty"`
+	// pids is the number of processes in the guest, the agent included.
+	Pids uint32 `protobuf:"varint,5,opt,name=pids,proto3" json:"pids,omitempty"`
+	// oom_kills counts the guest kernel's OOM kills since boot.
+	OomKills      uint64 `protobuf:"varint,6,opt,name=oom_kills,json=oomKills,proto3" json:"oom_kills,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsResponse) Reset() {
+	*x = StatsResponse{}
+	mi := &file_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsResponse) ProtoMessage() {}
+
+func (x *StatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
+func (*StatsResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StatsResponse) GetMemoryTotalBytes() uint64 {
+	if x != nil {
+		return x.MemoryTotalBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetMemoryUsedBytes() uint64 {
+	if x != nil {
+		return x.MemoryUsedBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetCpuUserNanos() uint64 {
+	if x != nil {
+		return x.CpuUserNanos
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetCpuSystemNanos() uint64 {
+	if x != nil {
+		return x.CpuSystemNanos
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetPids() uint32 {
+	if x != nil {
+		return x.Pids
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetOomKills() uint64 {
+	if x != nil {
+		return x.OomKills
+	}
+	return 0
+}
+
 type StartProcessRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -577,7 +838,7 @@ type StartProcessRequest struct {
 
 func (x *StartProcessRequest) Reset() {
 	*x = StartProcessRequest{}
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +850,7 @@ func (x *StartProcessRequest) String() string {
 func (*StartProcessRequest) ProtoMessage() {}
 
 func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[9]
+	mi := &file_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +863,7 @@ func (x *StartProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessRequest.ProtoReflect.Descriptor instead.
 func (*StartProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StartProcessRequest) GetId() string {
@@ -621,7 +882,7 @@ type StartProcessResponse struct {
 
 func (x *StartProcessResponse) Reset() {
 	*x = StartProcessResponse{}
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +894,7 @@ func (x *StartProcessResponse) String() string {
 func (*StartProcessResponse) ProtoMessage() {}
 
 func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[10]
+	mi := &file_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +907,7 @@ func (x *StartProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartProcessResponse.ProtoReflect.Descriptor instead.
 func (*StartProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StartProcessResponse) GetPid() uint32 {
@@ -661,14 +922,17 @@ type SignalProcessRequest struct {
 	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Signal uint32                 `protobuf:"varint,2,opt,name=signal,proto3" json:"signal,omitempty"`
 	// group signals the whole process group.
-	Group         bool `protobuf:"varint,3,opt,name=group,proto3" json:"group,omitempty"`
+	Group bool `protobuf:"varint,3,opt,name=group,proto3" json:"group,omitempty"`
+	// all signals every process whose root filesystem is this process's
+	// (every process but the agent, for one without a rootfs).
+	All           bool `protobuf:"varint,4,opt,name=all,proto3" json:"all,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignalProcessRequest) Reset() {
 	*x = SignalProcessRequest{}
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +944,7 @@ func (x *SignalProcessRequest) String() string {
 func (*SignalProcessRequest) ProtoMessage() {}
 
 func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[11]
+	mi := &file_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +957,7 @@ func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
 func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SignalProcessRequest) GetId() string {
@@ -717,6 +981,13 @@ func (x *SignalProcessRequest) GetGroup() bool {
 	return false
 }
 
+func (x *SignalProcessRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
 type WaitProcessRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -726,7 +997,7 @@ type WaitProcessRequest struct {
 
 func (x *WaitProcessRequest) Reset() {
 	*x = WaitProcessRequest{}
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +1009,7 @@ func (x *WaitProcessRequest) String() string {
 func (*WaitProcessRequest) ProtoMessage() {}
 
 func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[12]
+	mi := &file_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +1022,7 @@ func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessRequest.ProtoReflect.Descriptor instead.
 func (*WaitProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WaitProcessRequest) GetId() string {
@@ -766,13 +1037,15 @@ type WaitProcessResponse struct {
 	// exit_status is the exit code, or 128+N after signal N.
 	ExitStatus       uint32 `protobuf:"varint,1,opt,name=exit_status,json=exitStatus,proto3" json:"exit_status,omitempty"`
 	ExitedAtUnixNano int64  `protobuf:"varint,2,opt,name=exited_at_unix_nano,json=exitedAtUnixNano,proto3" json:"exited_at_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// oom_killed says the guest kernel's OOM killer ended the process.
+	OomKilled     bool `protobuf:"varint,3,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +1057,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[13]
+	mi := &file_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +1070,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WaitProcessResponse) GetExitStatus() uint32 {
@@ -814,6 +1087,13 @@ func (x *WaitProcessResponse) GetExitedAtUnixNano() int64 {
 	return 0
 }
 
+func (x *WaitProcessResponse) GetOomKilled() bool {
+	if x != nil {
+		return x.OomKilled
+	}
+	return false
+}
+
 type CloseStdinRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -823,7 +1103,7 @@ type CloseStdinRequest struct {
 
 func (x *CloseStdinRequest) Reset() {
 	*x = CloseStdinRequest{}
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1115,7 @@ func (x *CloseStdinRequest) String() string {
 func (*CloseStdinRequest) ProtoMessage() {}
 
 func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[14]
+	mi := &file_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1128,7 @@ func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseStdinRequest.ProtoReflect.Descriptor instead.
 func (*CloseStdinRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CloseStdinRequest) GetId() string {
@@ -869,7 +1149,7 @@ type ResizePtyRequest struct {
 
 func (x *ResizePtyRequest) Reset() {
 	*x = ResizePtyRequest{}
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +1161,7 @@ func (x *ResizePtyRequest) String() string {
 func (*ResizePtyRequest) ProtoMessage() {}
 
 func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[15]
+	mi := &file_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +1174,7 @@ func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizePtyRequest.ProtoReflect.Descriptor instead.
 func (*ResizePtyRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResizePtyRequest) GetId() string {
@@ -926,7 +1206,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1218,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1231,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_proto_rawDescGZIP(), []int{20}
 }
 
 type ProcessInfo struct {
@@ -965,7 +1245,7 @@ type ProcessInfo struct {
 
 func (x *ProcessInfo) Reset() {
 	*x = ProcessInfo{}
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1257,7 @@ func (x *ProcessInfo) String() string {
 func (*ProcessInfo) ProtoMessage() {}
 
 func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1270,7 @@ func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessInfo.ProtoReflect.Descriptor instead.
 func (*ProcessInfo) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProcessInfo) GetId() string {
@@ -1023,7 +1303,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1315,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1328,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListProcessesResponse) GetProcesses() []*ProcessInfo {
@@ -1067,7 +1347,7 @@ type DeleteProcessRequest struct {
 
 func (x *DeleteProcessRequest) Reset() {
 	*x = DeleteProcessRequest{}
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1359,7 @@ func (x *DeleteProcessRequest) String() string {
 func (*DeleteProcessRequest) ProtoMessage() {}
 
 func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1372,7 @@ func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProcessRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteProcessRequest) GetId() string {
@@ -1142,21 +1422,42 @@ const file_agent_proto_rawDesc = "" +
 	"\x05mount\x18\x02 \x01(\v2\x19.novm.agent.v1.ShareMountR\x05mount\"E\n" +
 	"\x13UnmountShareRequest\x12\x16\n" +
 	"\x06rootfs\x18\x01 \x01(\tR\x06rootfs\x12\x16\n" +
-	"\x06target\x18\x02 \x01(\tR\x06target\"%\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\"j\n" +
+	"\n" +
+	"GuestMount\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x18\n" +
+	"\aoptions\x18\x04 \x03(\tR\aoptions\"}\n" +
+	"\x14PrepareRootfsRequest\x12\x16\n" +
+	"\x06rootfs\x18\x01 \x01(\tR\x06rootfs\x121\n" +
+	"\x06mounts\x18\x02 \x03(\v2\x19.novm.agent.v1.GuestMountR\x06mounts\x12\x1a\n" +
+	"\bhostname\x18\x03 \x01(\tR\bhostname\"\x0e\n" +
+	"\fStatsRequest\"\xea\x01\n" +
+	"\rStatsResponse\x12,\n" +
+	"\x12memory_total_bytes\x18\x01 \x01(\x04R\x10memoryTotalBytes\x12*\n" +
+	"\x11memory_used_bytes\x18\x02 \x01(\x04R\x0fmemoryUsedBytes\x12$\n" +
+	"\x0ecpu_user_nanos\x18\x03 \x01(\x04R\fcpuUserNanos\x12(\n" +
+	"\x10cpu_system_nanos\x18\x04 \x01(\x04R\x0ecpuSystemNanos\x12\x12\n" +
+	"\x04pids\x18\x05 \x01(\rR\x04pids\x12\x1b\n" +
+	"\toom_kills\x18\x06 \x01(\x04R\boomKills\"%\n" +
 	"\x13StartProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"(\n" +
 	"\x14StartProcessResponse\x12\x10\n" +
-	"\x03pid\x18\x01 \x01(\rR\x03pid\"T\n" +
+	"\x03pid\x18\x01 \x01(\rR\x03pid\"f\n" +
 	"\x14SignalProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\rR\x06signal\x12\x14\n" +
-	"\x05group\x18\x03 \x01(\bR\x05group\"$\n" +
+	"\x05group\x18\x03 \x01(\bR\x05group\x12\x10\n" +
+	"\x03all\x18\x04 \x01(\bR\x03all\"$\n" +
 	"\x12WaitProcessRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x84\x01\n" +
 	"\x13WaitProcessResponse\x12\x1f\n" +
 	"\vexit_status\x18\x01 \x01(\rR\n" +
 	"exitStatus\x12-\n" +
-	"\x13exited_at_unix_nano\x18\x02 \x01(\x03R\x10exitedAtUnixNano\"#\n" +
+	"\x13exited_at_unix_nano\x18\x02 \x01(\x03R\x10exitedAtUnixNano\x12\x1d\n" +
+	"\n" +
+	"oom_killed\x18\x03 \x01(\bR\toomKilled\"#\n" +
 	"\x11CloseStdinRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"P\n" +
 	"\x10ResizePtyRequest\x12\x0e\n" +
@@ -1171,7 +1472,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x15ListProcessesResponse\x128\n" +
 	"\tprocesses\x18\x01 \x03(\v2\x1a.novm.agent.v1.ProcessInfoR\tprocesses\"&\n" +
 	"\x14DeleteProcessRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id2\xd1\x06\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id2\xe1\a\n" +
 	"\x05Agent\x12?\n" +
 	"\x04Ping\x12\x1a.novm.agent.v1.PingRequest\x1a\x1b.novm.agent.v1.PingResponse\x12J\n" +
 	"\rCreateProcess\x12#.novm.agent.v1.CreateProcessRequest\x1a\x14.novm.agent.v1.Empty\x12W\n" +
@@ -1185,7 +1486,9 @@ const file_agent_proto_rawDesc = "" +
 	"\rDeleteProcess\x12#.novm.agent.v1.DeleteProcessRequest\x1a\x14.novm.agent.v1.Empty\x12D\n" +
 	"\n" +
 	"MountShare\x12 .novm.agent.v1.MountShareRequest\x1a\x14.novm.agent.v1.Empty\x12H\n" +
-	"\fUnmountShare\x12\".novm.agent.v1.UnmountShareRequest\x1a\x14.novm.agent.v1.EmptyB$Z\"github.com/novm/novm/agent/api;apib\x06proto3"
+	"\fUnmountShare\x12\".novm.agent.v1.UnmountShareRequest\x1a\x14.novm.agent.v1.Empty\x12J\n" +
+	"\rPrepareRootfs\x12#.novm.agent.v1.PrepareRootfsRequest\x1a\x14.novm.agent.v1.Empty\x12B\n" +
+	"\x05Stats\x12\x1b.novm.agent.v1.StatsRequest\x1a\x1c.novm.agent.v1.StatsResponseB$Z\"github.com/novm/novm/agent/api;apib\x06proto3"
 
 var (
 	file_agent_proto_rawDescOnce sync.Once
@@ -1199,7 +1502,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_agent_proto_goTypes = []any{
 	(*Empty)(nil),                 // 0: novm.agent.v1.Empty
 	(*PingRequest)(nil),           // 1: novm.agent.v1.PingRequest
@@ -1210,51 +1513,60 @@ var file_agent_proto_goTypes = []any{
 	(*ShareMount)(nil),            // 6: novm.agent.v1.ShareMount
 	(*MountShareRequest)(nil),     // 7: novm.agent.v1.MountShareRequest
 	(*UnmountShareRequest)(nil),   // 8: novm.agent.v1.UnmountShareRequest
-	(*StartProcessRequest)(nil),   // 9: novm.agent.v1.StartProcessRequest
-	(*StartProcessResponse)(nil),  // 10: novm.agent.v1.StartProcessResponse
-	(*SignalProcessRequest)(nil),  // 11: novm.agent.v1.SignalProcessRequest
-	(*WaitProcessRequest)(nil),    // 12: novm.agent.v1.WaitProcessRequest
-	(*WaitProcessResponse)(nil),   // 13: novm.agent.v1.WaitProcessResponse
-	(*CloseStdinRequest)(nil),     // 14: novm.agent.v1.CloseStdinRequest
-	(*ResizePtyRequest)(nil),      // 15: novm.agent.v1.ResizePtyRequest
-	(*ListProcessesRequest)(nil),  // 16: novm.agent.v1.ListProcessesRequest
-	(*ProcessInfo)(nil),           // 17: novm.agent.v1.ProcessInfo
-	(*ListProcessesResponse)(nil), // 18: novm.agent.v1.ListProcessesResponse
-	(*DeleteProcessRequest)(nil),  // 19: novm.agent.v1.DeleteProcessRequest
+	(*GuestMount)(nil),            // 9: novm.agent.v1.GuestMount
+	(*PrepareRootfsRequest)(nil),  // 10: novm.agent.v1.PrepareRootfsRequest
+	(*StatsRequest)(nil),          // 11: novm.agent.v1.StatsRequest
+	(*StatsResponse)(nil),         // 12: novm.agent.v1.StatsResponse
+	(*StartProcessRequest)(nil),   // 13: novm.agent.v1.StartProcessRequest
+	(*StartProcessResponse)(nil),  // 14: novm.agent.v1.StartProcessResponse
+	(*SignalProcessRequest)(nil),  // 15: novm.agent.v1.SignalProcessRequest
+	(*WaitProcessRequest)(nil),    // 16: novm.agent.v1.WaitProcessRequest
+	(*WaitProcessResponse)(nil),   // 17: novm.agent.v1.WaitProcessResponse
+	(*CloseStdinRequest)(nil),     // 18: novm.agent.v1.CloseStdinRequest
+	(*ResizePtyRequest)(nil),      // 19: novm.agent.v1.ResizePtyRequest
+	(*ListProcessesRequest)(nil),  // 20: novm.agent.v1.ListProcessesRequest
+	(*ProcessInfo)(nil),           // 21: novm.agent.v1.ProcessInfo
+	(*ListProcessesResponse)(nil), // 22: novm.agent.v1.ListProcessesResponse
+	(*DeleteProcessRequest)(nil),  // 23: novm.agent.v1.DeleteProcessRequest
 }
 var file_agent_proto_depIdxs = []int32{
 	3,  // 0: novm.agent.v1.CreateProcessRequest.user:type_name -> novm.agent.v1.User
 	4,  // 1: novm.agent.v1.CreateProcessRequest.rlimits:type_name -> novm.agent.v1.Rlimit
 	6,  // 2: novm.agent.v1.CreateProcessRequest.mounts:type_name -> novm.agent.v1.ShareMount
 	6,  // 3: novm.agent.v1.MountShareRequest.mount:type_name -> novm.agent.v1.ShareMount
-	17, // 4: novm.agent.v1.ListProcessesResponse.processes:type_name -> novm.agent.v1.ProcessInfo
-	1,  // 5: novm.agent.v1.Agent.Ping:input_type -> novm.agent.v1.PingRequest
-	5,  // 6: novm.agent.v1.Agent.CreateProcess:input_type -> novm.agent.v1.CreateProcessRequest
-	9,  // 7: novm.agent.v1.Agent.StartProcess:input_type -> novm.agent.v1.StartProcessRequest
-	11, // 8: novm.agent.v1.Agent.SignalProcess:input_type -> novm.agent.v1.SignalProcessRequest
-	12, // 9: novm.agent.v1.Agent.WaitProcess:input_type -> novm.agent.v1.WaitProcessRequest
-	14, // 10: novm.agent.v1.Agent.CloseStdin:input_type -> novm.agent.v1.CloseStdinRequest
-	15, // 11: novm.agent.v1.Agent.ResizePty:input_type -> novm.agent.v1.ResizePtyRequest
-	16, // 12: novm.agent.v1.Agent.ListProcesses:input_type -> novm.agent.v1.ListProcessesRequest
-	19, // 13: novm.agent.v1.Agent.DeleteProcess:input_type -> novm.agent.v1.DeleteProcessRequest
-	7,  // 14: novm.agent.v1.Agent.MountShare:input_type -> novm.agent.v1.MountShareRequest
-	8,  // 15: novm.agent.v1.Agent.UnmountShare:input_type -> novm.agent.v1.UnmountShareRequest
-	2,  // 16: novm.agent.v1.Agent.Ping:output_type -> novm.agent.v1.PingResponse
-	0,  // 17: novm.agent.v1.Agent.CreateProcess:output_type -> novm.agent.v1.Empty
-	10, // 18: novm.agent.v1.Agent.StartProcess:output_type -> novm.agent.v1.StartProcessResponse
-	0,  // 19: novm.agent.v1.Agent.SignalProcess:output_type -> novm.agent.v1.Empty
-	13, // 20: novm.agent.v1.Agent.WaitProcess:output_type -> novm.agent.v1.WaitProcessResponse
-	0,  // 21: novm.agent.v1.Agent.CloseStdin:output_type -> novm.agent.v1.Empty
-	0,  // 22: novm.agent.v1.Agent.ResizePty:output_type -> novm.agent.v1.Empty
-	18, // 23: novm.agent.v1.Agent.ListProcesses:output_type -> novm.agent.v1.ListProcessesResponse
-	0,  // 24: novm.agent.v1.Agent.DeleteProcess:output_type -> novm.agent.v1.Empty
-	0,  // 25: novm.agent.v1.Agent.MountShare:output_type -> novm.agent.v1.Empty
-	0,  // 26: novm.agent.v1.Agent.UnmountShare:output_type -> novm.agent.v1.Empty
-	16, // [16:27] is the sub-list for method output_type
-	5,  // [5:16] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	9,  // 4: novm.agent.v1.PrepareRootfsRequest.mounts:type_name -> novm.agent.v1.GuestMount
+	21, // 5: novm.agent.v1.ListProcessesResponse.processes:type_name -> novm.agent.v1.ProcessInfo
+	1,  // 6: novm.agent.v1.Agent.Ping:input_type -> novm.agent.v1.PingRequest
+	5,  // 7: novm.agent.v1.Agent.CreateProcess:input_type -> novm.agent.v1.CreateProcessRequest
+	13, // 8: novm.agent.v1.Agent.StartProcess:input_type -> novm.agent.v1.StartProcessRequest
+	15, // 9: novm.agent.v1.Agent.SignalProcess:input_type -> novm.agent.v1.SignalProcessRequest
+	16, // 10: novm.agent.v1.Agent.WaitProcess:input_type -> novm.agent.v1.WaitProcessRequest
+	18, // 11: novm.agent.v1.Agent.CloseStdin:input_type -> novm.agent.v1.CloseStdinRequest
+	19, // 12: novm.agent.v1.Agent.ResizePty:input_type -> novm.agent.v1.ResizePtyRequest
+	20, // 13: novm.agent.v1.Agent.ListProcesses:input_type -> novm.agent.v1.ListProcessesRequest
+	23, // 14: novm.agent.v1.Agent.DeleteProcess:input_type -> novm.agent.v1.DeleteProcessRequest
+	7,  // 15: novm.agent.v1.Agent.MountShare:input_type -> novm.agent.v1.MountShareRequest
+	8,  // 16: novm.agent.v1.Agent.UnmountShare:input_type -> novm.agent.v1.UnmountShareRequest
+	10, // 17: novm.agent.v1.Agent.PrepareRootfs:input_type -> novm.agent.v1.PrepareRootfsRequest
+	11, // 18: novm.agent.v1.Agent.Stats:input_type -> novm.agent.v1.StatsRequest
+	2,  // 19: novm.agent.v1.Agent.Ping:output_type -> novm.agent.v1.PingResponse
+	0,  // 20: novm.agent.v1.Agent.CreateProcess:output_type -> novm.agent.v1.Empty
+	14, // 21: novm.agent.v1.Agent.StartProcess:output_type -> novm.agent.v1.StartProcessResponse
+	0,  // 22: novm.agent.v1.Agent.SignalProcess:output_type -> novm.agent.v1.Empty
+	17, // 23: novm.agent.v1.Agent.WaitProcess:output_type -> novm.agent.v1.WaitProcessResponse
+	0,  // 24: novm.agent.v1.Agent.CloseStdin:output_type -> novm.agent.v1.Empty
+	0,  // 25: novm.agent.v1.Agent.ResizePty:output_type -> novm.agent.v1.Empty
+	22, // 26: novm.agent.v1.Agent.ListProcesses:output_type -> novm.agent.v1.ListProcessesResponse
+	0,  // 27: novm.agent.v1.Agent.DeleteProcess:output_type -> novm.agent.v1.Empty
+	0,  // 28: novm.agent.v1.Agent.MountShare:output_type -> novm.agent.v1.Empty
+	0,  // 29: novm.agent.v1.Agent.UnmountShare:output_type -> novm.agent.v1.Empty
+	0,  // 30: novm.agent.v1.Agent.PrepareRootfs:output_type -> novm.agent.v1.Empty
+	12, // 31: novm.agent.v1.Agent.Stats:output_type -> novm.agent.v1.StatsResponse
+	19, // [19:32] is the sub-list for method output_type
+	6,  // [6:19] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -1268,7 +1580,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

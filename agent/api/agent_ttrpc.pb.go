@@ -19,6 +19,8 @@ type AgentService interface {
 	DeleteProcess(context.Context, *DeleteProcessRequest) (*Empty, error)
 	MountShare(context.Context, *MountShareRequest) (*Empty, error)
 	UnmountShare(context.Context, *UnmountShareRequest) (*Empty, error)
+	PrepareRootfs(context.Context, *PrepareRootfsRequest) (*Empty, error)
+	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 }
 
 func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
@@ -100,6 +102,20 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.UnmountShare(ctx, &req)
+			},
+			"PrepareRootfs": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req PrepareRootfsRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.PrepareRootfs(ctx, &req)
+			},
+			"Stats": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req StatsRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Stats(ctx, &req)
 			},
 		},
 	})
@@ -198,6 +214,22 @@ func (c *agentClient) MountShare(ctx context.Context, req *MountShareRequest) (*
 func (c *agentClient) UnmountShare(ctx context.Context, req *UnmountShareRequest) (*Empty, error) {
 	var resp Empty
 	if err := c.client.Call(ctx, "novm.agent.v1.Agent", "UnmountShare", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) PrepareRootfs(ctx context.Context, req *PrepareRootfsRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "novm.agent.v1.Agent", "PrepareRootfs", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) Stats(ctx context.Context, req *StatsRequest) (*StatsResponse, error) {
+	var resp StatsResponse
+	if err := c.client.Call(ctx, "novm.agent.v1.Agent", "Stats", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

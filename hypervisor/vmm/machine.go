@@ -59,6 +59,7 @@ type Machine struct {
 	done      chan struct{}
 	firstRun  chan time.Time
 	closeOnce sync.Once
+	pause     pauseState
 }
 
 // New builds the VM described by cfg, up to the point where KVM_RUN would
@@ -69,6 +70,7 @@ func New(cfg Config) (_ *Machine, err error) {
 		return nil, err
 	}
 	m := &Machine{cfg: cfg, stopping: make(chan struct{}), done: make(chan struct{}), firstRun: make(chan time.Time, 1), tail: newTailBuffer(4096)}
+	m.pause.cond = sync.NewCond(&m.pause.mu)
 	defer func() {
 		if err != nil {
 			m.Close()

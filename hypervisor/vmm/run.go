@@ -86,6 +86,7 @@ func (m *Machine) finish(e Exit) {
 		m.exit = e
 		m.exitMu.Unlock()
 		close(m.stopping)
+		m.wakeParked()
 		for _, v := range m.vcpus {
 			v.SetImmediateExit(true)
 			if tid := v.tid.Load(); tid != 0 {
@@ -113,6 +114,9 @@ func (v *vcpu) loop() {
 	v.tid.Store(int32(unix.Gettid()))
 	first := v.ID == 0
 	for !v.m.stopRequested() {
+		if v.park() {
+			continue
+		}
 		if first {
 			v.m.firstRun <- time.Now()
 			first = false

@@ -36,6 +36,8 @@ type Process struct {
 	sb     *Sandbox
 	copies sync.WaitGroup
 	stdin  *vsock.Conn
+	// OOMKilled is set by Wait when the guest's OOM killer ended it.
+	OOMKilled bool
 }
 
 // StartError is a process that could not be started, with the exit status
@@ -163,6 +165,7 @@ func (p *Process) Wait(ctx context.Context) (int, time.Time, error) {
 	if err != nil {
 		return 0, time.Time{}, p.sb.agentError("wait for process "+p.ID, err)
 	}
+	p.OOMKilled = resp.OomKilled
 	p.copies.Wait()
 	if p.stdin != nil {
 		p.stdin.Close()
@@ -174,6 +177,22 @@ func (p *Process) Wait(ctx context.Context) (int, time.Time, error) {
 // Signal sends sig to the process (or its process group).
 func (p *Process) Signal(ctx context.Context, sig int, group bool) error {
 	_, err := p.sb.agent.SignalProcess(ctx, &api.SignalProcessRequest{Id: p.ID, Signal: uint32(sig), Group: group})
+	return err
+}
+
+// SignalAll sends sig to every process in the process's root filesystem.
+func (p *Process) SignalAll(ctx context.Context, sig int) error {
+	_, err := p.sb.agent.SignalProcess(ctx, &api.SignalProcessRequest{Id: p.ID, Signal: uint32(sig), All: true})
+	return err
+}
+
+// CloseStdin ends the process's stdin: the host side stops copying and
+// the guest side sees EOF.
+func (p *Process) CloseStdin(ctx context.Context) error {
+	if p.stdin != nil {
+		p.stdin.CloseWrite()
+	}
+	_, err := p.sb.agent.CloseStdin(ctx, &api.CloseStdinRequest{Id: p.ID})
 	return err
 }
 
