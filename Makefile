@@ -12,10 +12,19 @@ KERNEL_INPUTS := $(wildcard guest/kernel/*) $(wildcard guest/kernel/patches/*)
 
 .PHONY: all test bench demo setup install clean fuzz proto
 
-all: $(BIN)/novm $(BIN)/novm-agent $(BIN)/vmlinux $(BIN)/initramfs.cpio $(BIN)/initramfs-busybox.cpio $(BIN)/rootfs/bin/busybox
+all: $(BIN)/novm $(BIN)/containerd-shim-novm-v2 $(BIN)/busybox-image.tar $(BIN)/novm-agent $(BIN)/vmlinux $(BIN)/initramfs.cpio $(BIN)/initramfs-busybox.cpio $(BIN)/rootfs/bin/busybox
 
 $(BIN)/novm: $(GO_SOURCES)
 	$(GO) build -trimpath -o $@ ./cmd/novm
+
+# The containerd shim: found by containerd on its PATH; finds the guest
+# kernel and initramfs beside itself or in $(PREFIX)/share/novm.
+$(BIN)/containerd-shim-novm-v2: $(GO_SOURCES)
+	$(GO) build -trimpath -o $@ ./cmd/containerd-shim-novm-v2
+
+# A busybox image for `ctr images import` (no registry needed).
+$(BIN)/busybox-image.tar: $(BIN)/novm $(BUSYBOX)
+	$(BIN)/novm mkimage -busybox $(BUSYBOX) -o $@
 
 # The agent is PID 1 in the guest: static, no cgo, stripped.
 $(BIN)/novm-agent: $(GO_SOURCES)
@@ -76,6 +85,7 @@ bench: all
 
 install: all
 	install -D -m 0755 $(BIN)/novm $(DESTDIR)$(PREFIX)/bin/novm
+	install -D -m 0755 $(BIN)/containerd-shim-novm-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-novm-v2
 	install -D -m 0644 $(BIN)/vmlinux $(DESTDIR)$(PREFIX)/share/novm/vmlinux
 	install -D -m 0644 $(BIN)/initramfs.cpio $(DESTDIR)$(PREFIX)/share/novm/initramfs.cpio
 	install -D -m 0644 $(BIN)/initramfs-busybox.cpio $(DESTDIR)$(PREFIX)/share/novm/initramfs-busybox.cpio

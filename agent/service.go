@@ -60,6 +60,13 @@ func (s *service) PrepareRootfs(ctx context.Context, req *api.PrepareRootfsReque
 	return &api.Empty{}, nil
 }
 
+func (s *service) SignalAll(ctx context.Context, req *api.SignalAllRequest) (*api.Empty, error) {
+	if err := signalAll(req.Rootfs, syscall.Signal(req.Signal)); err != nil {
+		return nil, err
+	}
+	return &api.Empty{}, nil
+}
+
 func (s *service) Stats(ctx context.Context, _ *api.StatsRequest) (*api.StatsResponse, error) {
 	return guestStats(), nil
 }
@@ -103,12 +110,6 @@ func (s *service) SignalProcess(ctx context.Context, req *api.SignalProcessReque
 	p.mu.Unlock()
 	if !started || p.hasExited() {
 		return nil, status.Errorf(codes.NotFound, "process %q is not running", req.Id)
-	}
-	if req.All {
-		if err := signalAll(p.req.Rootfs, syscall.Signal(req.Signal)); err != nil {
-			return nil, err
-		}
-		return &api.Empty{}, nil
 	}
 	target := pid
 	if req.Group {

@@ -922,10 +922,7 @@ type SignalProcessRequest struct {
 	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Signal uint32                 `protobuf:"varint,2,opt,name=signal,proto3" json:"signal,omitempty"`
 	// group signals the whole process group.
-	Group bool `protobuf:"varint,3,opt,name=group,proto3" json:"group,omitempty"`
-	// all signals every process whose root filesystem is this process's
-	// (every process but the agent, for one without a rootfs).
-	All           bool `protobuf:"varint,4,opt,name=all,proto3" json:"all,omitempty"`
+	Group         bool `protobuf:"varint,3,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -981,11 +978,58 @@ func (x *SignalProcessRequest) GetGroup() bool {
 	return false
 }
 
-func (x *SignalProcessRequest) GetAll() bool {
+type SignalAllRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// rootfs is the share name of the root filesystem; empty for the
+	// guest's own root.
+	Rootfs        string `protobuf:"bytes,1,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
+	Signal        uint32 `protobuf:"varint,2,opt,name=signal,proto3" json:"signal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalAllRequest) Reset() {
+	*x = SignalAllRequest{}
+	mi := &file_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalAllRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalAllRequest) ProtoMessage() {}
+
+func (x *SignalAllRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[16]
 	if x != nil {
-		return x.All
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
 	}
-	return false
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalAllRequest.ProtoReflect.Descriptor instead.
+func (*SignalAllRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SignalAllRequest) GetRootfs() string {
+	if x != nil {
+		return x.Rootfs
+	}
+	return ""
+}
+
+func (x *SignalAllRequest) GetSignal() uint32 {
+	if x != nil {
+		return x.Signal
+	}
+	return 0
 }
 
 type WaitProcessRequest struct {
@@ -997,7 +1041,7 @@ type WaitProcessRequest struct {
 
 func (x *WaitProcessRequest) Reset() {
 	*x = WaitProcessRequest{}
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1053,7 @@ func (x *WaitProcessRequest) String() string {
 func (*WaitProcessRequest) ProtoMessage() {}
 
 func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[16]
+	mi := &file_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1066,7 @@ func (x *WaitProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessRequest.ProtoReflect.Descriptor instead.
 func (*WaitProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WaitProcessRequest) GetId() string {
@@ -1045,7 +1089,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1101,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[17]
+	mi := &file_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1114,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WaitProcessResponse) GetExitStatus() uint32 {
@@ -1103,7 +1147,7 @@ type CloseStdinRequest struct {
 
 func (x *CloseStdinRequest) Reset() {
 	*x = CloseStdinRequest{}
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1159,7 @@ func (x *CloseStdinRequest) String() string {
 func (*CloseStdinRequest) ProtoMessage() {}
 
 func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[18]
+	mi := &file_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1172,7 @@ func (x *CloseStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseStdinRequest.ProtoReflect.Descriptor instead.
 func (*CloseStdinRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CloseStdinRequest) GetId() string {
@@ -1149,7 +1193,7 @@ type ResizePtyRequest struct {
 
 func (x *ResizePtyRequest) Reset() {
 	*x = ResizePtyRequest{}
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1205,7 @@ func (x *ResizePtyRequest) String() string {
 func (*ResizePtyRequest) ProtoMessage() {}
 
 func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[19]
+	mi := &file_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1218,7 @@ func (x *ResizePtyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizePtyRequest.ProtoReflect.Descriptor instead.
 func (*ResizePtyRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResizePtyRequest) GetId() string {
@@ -1206,7 +1250,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1262,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[20]
+	mi := &file_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1275,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_proto_rawDescGZIP(), []int{21}
 }
 
 type ProcessInfo struct {
@@ -1245,7 +1289,7 @@ type ProcessInfo struct {
 
 func (x *ProcessInfo) Reset() {
 	*x = ProcessInfo{}
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1301,7 @@ func (x *ProcessInfo) String() string {
 func (*ProcessInfo) ProtoMessage() {}
 
 func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[21]
+	mi := &file_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1314,7 @@ func (x *ProcessInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessInfo.ProtoReflect.Descriptor instead.
 func (*ProcessInfo) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProcessInfo) GetId() string {
@@ -1303,7 +1347,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1359,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1372,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListProcessesResponse) GetProcesses() []*ProcessInfo {
@@ -1347,7 +1391,7 @@ type DeleteProcessRequest struct {
 
 func (x *DeleteProcessRequest) Reset() {
 	*x = DeleteProcessRequest{}
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1403,7 @@ func (x *DeleteProcessRequest) String() string {
 func (*DeleteProcessRequest) ProtoMessage() {}
 
 func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1416,7 @@ func (x *DeleteProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteProcessRequest.ProtoReflect.Descriptor instead.
 func (*DeleteProcessRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteProcessRequest) GetId() string {
@@ -1444,12 +1488,14 @@ const file_agent_proto_rawDesc = "" +
 	"\x13StartProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"(\n" +
 	"\x14StartProcessResponse\x12\x10\n" +
-	"\x03pid\x18\x01 \x01(\rR\x03pid\"f\n" +
+	"\x03pid\x18\x01 \x01(\rR\x03pid\"T\n" +
 	"\x14SignalProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\rR\x06signal\x12\x14\n" +
-	"\x05group\x18\x03 \x01(\bR\x05group\x12\x10\n" +
-	"\x03all\x18\x04 \x01(\bR\x03all\"$\n" +
+	"\x05group\x18\x03 \x01(\bR\x05group\"B\n" +
+	"\x10SignalAllRequest\x12\x16\n" +
+	"\x06rootfs\x18\x01 \x01(\tR\x06rootfs\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\rR\x06signal\"$\n" +
 	"\x12WaitProcessRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x84\x01\n" +
 	"\x13WaitProcessResponse\x12\x1f\n" +
@@ -1472,7 +1518,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x15ListProcessesResponse\x128\n" +
 	"\tprocesses\x18\x01 \x03(\v2\x1a.novm.agent.v1.ProcessInfoR\tprocesses\"&\n" +
 	"\x14DeleteProcessRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id2\xe1\a\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id2\xa5\b\n" +
 	"\x05Agent\x12?\n" +
 	"\x04Ping\x12\x1a.novm.agent.v1.PingRequest\x1a\x1b.novm.agent.v1.PingResponse\x12J\n" +
 	"\rCreateProcess\x12#.novm.agent.v1.CreateProcessRequest\x1a\x14.novm.agent.v1.Empty\x12W\n" +
@@ -1488,6 +1534,7 @@ const file_agent_proto_rawDesc = "" +
 	"MountShare\x12 .novm.agent.v1.MountShareRequest\x1a\x14.novm.agent.v1.Empty\x12H\n" +
 	"\fUnmountShare\x12\".novm.agent.v1.UnmountShareRequest\x1a\x14.novm.agent.v1.Empty\x12J\n" +
 	"\rPrepareRootfs\x12#.novm.agent.v1.PrepareRootfsRequest\x1a\x14.novm.agent.v1.Empty\x12B\n" +
+	"\tSignalAll\x12\x1f.novm.agent.v1.SignalAllRequest\x1a\x14.novm.agent.v1.Empty\x12B\n" +
 	"\x05Stats\x12\x1b.novm.agent.v1.StatsRequest\x1a\x1c.novm.agent.v1.StatsResponseB$Z\"github.com/novm/novm/agent/api;apib\x06proto3"
 
 var (
@@ -1502,7 +1549,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_agent_proto_goTypes = []any{
 	(*Empty)(nil),                 // 0: novm.agent.v1.Empty
 	(*PingRequest)(nil),           // 1: novm.agent.v1.PingRequest
@@ -1520,14 +1567,15 @@ var file_agent_proto_goTypes = []any{
 	(*StartProcessRequest)(nil),   // 13: novm.agent.v1.StartProcessRequest
 	(*StartProcessResponse)(nil),  // 14: novm.agent.v1.StartProcessResponse
 	(*SignalProcessRequest)(nil),  // 15: novm.agent.v1.SignalProcessRequest
-	(*WaitProcessRequest)(nil),    // 16: novm.agent.v1.WaitProcessRequest
-	(*WaitProcessResponse)(nil),   // 17: novm.agent.v1.WaitProcessResponse
-	(*CloseStdinRequest)(nil),     // 18: novm.agent.v1.CloseStdinRequest
-	(*ResizePtyRequest)(nil),      // 19: novm.agent.v1.ResizePtyRequest
-	(*ListProcessesRequest)(nil),  // 20: novm.agent.v1.ListProcessesRequest
-	(*ProcessInfo)(nil),           // 21: novm.agent.v1.ProcessInfo
-	(*ListProcessesResponse)(nil), // 22: novm.agent.v1.ListProcessesResponse
-	(*DeleteProcessRequest)(nil),  // 23: novm.agent.v1.DeleteProcessRequest
+	(*SignalAllRequest)(nil),      // 16: novm.agent.v1.SignalAllRequest
+	(*WaitProcessRequest)(nil),    // 17: novm.agent.v1.WaitProcessRequest
+	(*WaitProcessResponse)(nil),   // 18: novm.agent.v1.WaitProcessResponse
+	(*CloseStdinRequest)(nil),     // 19: novm.agent.v1.CloseStdinRequest
+	(*ResizePtyRequest)(nil),      // 20: novm.agent.v1.ResizePtyRequest
+	(*ListProcessesRequest)(nil),  // 21: novm.agent.v1.ListProcessesRequest
+	(*ProcessInfo)(nil),           // 22: novm.agent.v1.ProcessInfo
+	(*ListProcessesResponse)(nil), // 23: novm.agent.v1.ListProcessesResponse
+	(*DeleteProcessRequest)(nil),  // 24: novm.agent.v1.DeleteProcessRequest
 }
 var file_agent_proto_depIdxs = []int32{
 	3,  // 0: novm.agent.v1.CreateProcessRequest.user:type_name -> novm.agent.v1.User
@@ -1535,35 +1583,37 @@ var file_agent_proto_depIdxs = []int32{
 	6,  // 2: novm.agent.v1.CreateProcessRequest.mounts:type_name -> novm.agent.v1.ShareMount
 	6,  // 3: novm.agent.v1.MountShareRequest.mount:type_name -> novm.agent.v1.ShareMount
 	9,  // 4: novm.agent.v1.PrepareRootfsRequest.mounts:type_name -> novm.agent.v1.GuestMount
-	21, // 5: novm.agent.v1.ListProcessesResponse.processes:type_name -> novm.agent.v1.ProcessInfo
+	22, // 5: novm.agent.v1.ListProcessesResponse.processes:type_name -> novm.agent.v1.ProcessInfo
 	1,  // 6: novm.agent.v1.Agent.Ping:input_type -> novm.agent.v1.PingRequest
 	5,  // 7: novm.agent.v1.Agent.CreateProcess:input_type -> novm.agent.v1.CreateProcessRequest
 	13, // 8: novm.agent.v1.Agent.StartProcess:input_type -> novm.agent.v1.StartProcessRequest
 	15, // 9: novm.agent.v1.Agent.SignalProcess:input_type -> novm.agent.v1.SignalProcessRequest
-	16, // 10: novm.agent.v1.Agent.WaitProcess:input_type -> novm.agent.v1.WaitProcessRequest
-	18, // 11: novm.agent.v1.Agent.CloseStdin:input_type -> novm.agent.v1.CloseStdinRequest
-	19, // 12: novm.agent.v1.Agent.ResizePty:input_type -> novm.agent.v1.ResizePtyRequest
-	20, // 13: novm.agent.v1.Agent.ListProcesses:input_type -> novm.agent.v1.ListProcessesRequest
-	23, // 14: novm.agent.v1.Agent.DeleteProcess:input_type -> novm.agent.v1.DeleteProcessRequest
+	17, // 10: novm.agent.v1.Agent.WaitProcess:input_type -> novm.agent.v1.WaitProcessRequest
+	19, // 11: novm.agent.v1.Agent.CloseStdin:input_type -> novm.agent.v1.CloseStdinRequest
+	20, // 12: novm.agent.v1.Agent.ResizePty:input_type -> novm.agent.v1.ResizePtyRequest
+	21, // 13: novm.agent.v1.Agent.ListProcesses:input_type -> novm.agent.v1.ListProcessesRequest
+	24, // 14: novm.agent.v1.Agent.DeleteProcess:input_type -> novm.agent.v1.DeleteProcessRequest
 	7,  // 15: novm.agent.v1.Agent.MountShare:input_type -> novm.agent.v1.MountShareRequest
 	8,  // 16: novm.agent.v1.Agent.UnmountShare:input_type -> novm.agent.v1.UnmountShareRequest
 	10, // 17: novm.agent.v1.Agent.PrepareRootfs:input_type -> novm.agent.v1.PrepareRootfsRequest
-	11, // 18: novm.agent.v1.Agent.Stats:input_type -> novm.agent.v1.StatsRequest
-	2,  // 19: novm.agent.v1.Agent.Ping:output_type -> novm.agent.v1.PingResponse
-	0,  // 20: novm.agent.v1.Agent.CreateProcess:output_type -> novm.agent.v1.Empty
-	14, // 21: novm.agent.v1.Agent.StartProcess:output_type -> novm.agent.v1.StartProcessResponse
-	0,  // 22: novm.agent.v1.Agent.SignalProcess:output_type -> novm.agent.v1.Empty
-	17, // 23: novm.agent.v1.Agent.WaitProcess:output_type -> novm.agent.v1.WaitProcessResponse
-	0,  // 24: novm.agent.v1.Agent.CloseStdin:output_type -> novm.agent.v1.Empty
-	0,  // 25: novm.agent.v1.Agent.ResizePty:output_type -> novm.agent.v1.Empty
-	22, // 26: novm.agent.v1.Agent.ListProcesses:output_type -> novm.agent.v1.ListProcessesResponse
-	0,  // 27: novm.agent.v1.Agent.DeleteProcess:output_type -> novm.agent.v1.Empty
-	0,  // 28: novm.agent.v1.Agent.MountShare:output_type -> novm.agent.v1.Empty
-	0,  // 29: novm.agent.v1.Agent.UnmountShare:output_type -> novm.agent.v1.Empty
-	0,  // 30: novm.agent.v1.Agent.PrepareRootfs:output_type -> novm.agent.v1.Empty
-	12, // 31: novm.agent.v1.Agent.Stats:output_type -> novm.agent.v1.StatsResponse
-	19, // [19:32] is the sub-list for method output_type
-	6,  // [6:19] is the sub-list for method input_type
+	16, // 18: novm.agent.v1.Agent.SignalAll:input_type -> novm.agent.v1.SignalAllRequest
+	11, // 19: novm.agent.v1.Agent.Stats:input_type -> novm.agent.v1.StatsRequest
+	2,  // 20: novm.agent.v1.Agent.Ping:output_type -> novm.agent.v1.PingResponse
+	0,  // 21: novm.agent.v1.Agent.CreateProcess:output_type -> novm.agent.v1.Empty
+	14, // 22: novm.agent.v1.Agent.StartProcess:output_type -> novm.agent.v1.StartProcessResponse
+	0,  // 23: novm.agent.v1.Agent.SignalProcess:output_type -> novm.agent.v1.Empty
+	18, // 24: novm.agent.v1.Agent.WaitProcess:output_type -> novm.agent.v1.WaitProcessResponse
+	0,  // 25: novm.agent.v1.Agent.CloseStdin:output_type -> novm.agent.v1.Empty
+	0,  // 26: novm.agent.v1.Agent.ResizePty:output_type -> novm.agent.v1.Empty
+	23, // 27: novm.agent.v1.Agent.ListProcesses:output_type -> novm.agent.v1.ListProcessesResponse
+	0,  // 28: novm.agent.v1.Agent.DeleteProcess:output_type -> novm.agent.v1.Empty
+	0,  // 29: novm.agent.v1.Agent.MountShare:output_type -> novm.agent.v1.Empty
+	0,  // 30: novm.agent.v1.Agent.UnmountShare:output_type -> novm.agent.v1.Empty
+	0,  // 31: novm.agent.v1.Agent.PrepareRootfs:output_type -> novm.agent.v1.Empty
+	0,  // 32: novm.agent.v1.Agent.SignalAll:output_type -> novm.agent.v1.Empty
+	12, // 33: novm.agent.v1.Agent.Stats:output_type -> novm.agent.v1.StatsResponse
+	20, // [20:34] is the sub-list for method output_type
+	6,  // [6:20] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1580,7 +1630,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,7 @@ type AgentService interface {
 	MountShare(context.Context, *MountShareRequest) (*Empty, error)
 	UnmountShare(context.Context, *UnmountShareRequest) (*Empty, error)
 	PrepareRootfs(context.Context, *PrepareRootfsRequest) (*Empty, error)
+	SignalAll(context.Context, *SignalAllRequest) (*Empty, error)
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 }
 
@@ -109,6 +110,13 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.PrepareRootfs(ctx, &req)
+			},
+			"SignalAll": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req SignalAllRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.SignalAll(ctx, &req)
 			},
 			"Stats": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
 				var req StatsRequest
@@ -222,6 +230,14 @@ func (c *agentClient) UnmountShare(ctx context.Context, req *UnmountShareRequest
 func (c *agentClient) PrepareRootfs(ctx context.Context, req *PrepareRootfsRequest) (*Empty, error) {
 	var resp Empty
 	if err := c.client.Call(ctx, "novm.agent.v1.Agent", "PrepareRootfs", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) SignalAll(ctx context.Context, req *SignalAllRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "novm.agent.v1.Agent", "SignalAll", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

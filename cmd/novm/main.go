@@ -1,6 +1,7 @@
 // Command novm runs microVMs without containerd: `novm check` tells whether
 // this host can, `novm boot` boots the guest to its agent and back down,
-// `novm mkinitrd` builds the guest's initramfs.
+// `novm mkinitrd` builds the guest's initramfs, `novm mkimage` a busybox
+// OCI image archive for `ctr images import`.
 package main
 
 import (
@@ -19,6 +20,7 @@ commands:
   run        run a command in a new microVM: novm run [-i] [-t] [-e K=V] [-w DIR] [--user UID:GID] -- CMD...
   share      add or remove a share of a running VM: novm share add|rm --vm NAME HOST GUEST
   mkinitrd   build an initramfs holding the novm agent
+  mkimage    write a busybox OCI image archive for ctr images import: novm mkimage -o FILE
 
 Run "novm <command> -h" for a command's flags.
 `
@@ -42,6 +44,8 @@ func main() {
 		err = runShare(args)
 	case "mkinitrd":
 		err = runMkinitrd(args)
+	case "mkimage":
+		err = runMkimage(args)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return

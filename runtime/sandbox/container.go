@@ -19,6 +19,15 @@ func (s *Sandbox) PrepareRootfs(ctx context.Context, req *api.PrepareRootfsReque
 	return nil
 }
 
+// SignalAll sends sig to every process in a root filesystem (share name;
+// "" for the guest's own root), except the agent.
+func (s *Sandbox) SignalAll(ctx context.Context, rootfs string, sig int) error {
+	if _, err := s.agent.SignalAll(ctx, &api.SignalAllRequest{Rootfs: rootfs, Signal: uint32(sig)}); err != nil {
+		return s.agentError("signal all processes", err)
+	}
+	return nil
+}
+
 // Stats asks the agent for the guest's resource use.
 func (s *Sandbox) Stats(ctx context.Context) (*api.StatsResponse, error) {
 	r, err := s.agent.Stats(ctx, &api.StatsRequest{})

@@ -180,12 +180,6 @@ func (p *Process) Signal(ctx context.Context, sig int, group bool) error {
 	return err
 }
 
-// SignalAll sends sig to every process in the process's root filesystem.
-func (p *Process) SignalAll(ctx context.Context, sig int) error {
-	_, err := p.sb.agent.SignalProcess(ctx, &api.SignalProcessRequest{Id: p.ID, Signal: uint32(sig), All: true})
-	return err
-}
-
 // CloseStdin ends the process's stdin: the host side stops copying and
 // the guest side sees EOF.
 func (p *Process) CloseStdin(ctx context.Context) error {
