@@ -43,7 +43,7 @@ type process struct {
 	// the count grown since is reported as an OOM kill.
 	oomBase   uint64
 	oomKilled bool
-	drained  chan struct{} // output copied out and streams closed
+	drained   chan struct{} // output copied out and streams closed
 }
 
 // net_conn is what an attached stdio stream offers.

@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	taskapi "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/api/types"
+	taskapi "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"

@@ -151,7 +151,7 @@ func (s *Service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.
 		Pids: &stats.PidsStat{Current: uint64(g.Pids)},
 		CPU: &stats.CPUStat{Usage: &stats.CPUUsage{Total: g.CpuUserNanos + g.CpuSystemNanos,
 			User: g.CpuUserNanos, Kernel: g.CpuSystemNanos}},
-		Memory: &stats.MemoryStat{Usage: &stats.MemoryEntry{Usage: g.MemoryUsedBytes, Limit: g.MemoryTotalBytes}},
+		Memory:           &stats.MemoryStat{Usage: &stats.MemoryEntry{Usage: g.MemoryUsedBytes, Limit: g.MemoryTotalBytes}},
 		MemoryOomControl: &stats.MemoryOomControl{OomKill: g.OomKills},
 	}
 	a, err := typeurl.MarshalAny(m)
@@ -160,5 +160,3 @@ func (s *Service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.
 	}
 	return &taskAPI.StatsResponse{Stats: typeurl.MarshalProto(a)}, nil
 }
-
-

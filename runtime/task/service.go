@@ -10,8 +10,8 @@ import (
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
-	taskapi "github.com/containerd/containerd/api/types/task"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	taskapi "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/core/runtime"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
