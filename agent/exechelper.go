@@ -42,6 +42,11 @@ func ExecHelper() {
 	if err := pivotInto(spec.Root); err != nil {
 		fail("%v", err)
 	}
+	// A working directory the image names but its rootfs lacks is
+	// created, as runc does.
+	if err := os.MkdirAll(spec.Cwd, 0o755); err != nil {
+		fail("working directory %s: %v", spec.Cwd, err)
+	}
 	if err := os.Chdir(spec.Cwd); err != nil {
 		fail("working directory %s: %v", spec.Cwd, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -163,7 +164,7 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 	var childEnds []*os.File
 	var copiers []func()
 	if req.Terminal {
-		master, slave, err := openPty()
+		master, slave, err := openPty(root)
 		if err != nil {
 			return 0, status.Errorf(codes.Internal, "pty: %v", err)
 		}
@@ -323,9 +324,15 @@ func execError(name string, err error) error {
 	return status.Errorf(codes.InvalidArgument, "%s: %v", name, err)
 }
 
-// openPty opens a new pseudo-terminal pair (no cgo: ptmx + ioctls).
-func openPty() (master, slave *os.File, err error) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+// openPty opens a new pseudo-terminal pair (no cgo: ptmx + ioctls) in the
+// devpts instance of root's /dev/pts, so the process finds its terminal
+// under its own /dev/pts (ttyname, tty).
+func openPty(root string) (master, slave *os.File, err error) {
+	ptmx := inRoot(root, "/dev/pts/ptmx")
+	if _, err := os.Stat(ptmx); err != nil {
+		ptmx = inRoot(root, "/dev/ptmx")
+	}
+	m, err := os.OpenFile(ptmx, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -339,7 +346,7 @@ func openPty() (master, slave *os.File, err error) {
 		m.Close()
 		return nil, nil, err
 	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	s, err := os.OpenFile(inRoot(root, "/dev/pts/"+strconv.Itoa(n)), os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		m.Close()
 		return nil, nil, err

@@ -112,8 +112,14 @@ func createContainer(ctx context.Context, r createRequest, log *logrus.Entry, ex
 	if c.sb, err = sandbox.Boot(ctx, sandbox.Config{VM: vm}); err != nil {
 		return nil, fmt.Errorf("boot VM: %w", err)
 	}
+	hostname := plan.Hostname
+	if hostname == "" {
+		// The VM is the container's own host: name it after the
+		// container, as Docker does, rather than leave "(none)".
+		hostname = r.ID[:min(len(r.ID), 63)]
+	}
 	if err := c.sb.PrepareRootfs(ctx, &api.PrepareRootfsRequest{Rootfs: bundle.RootfsShare,
-		Mounts: plan.GuestMounts, Hostname: plan.Hostname}); err != nil {
+		Mounts: plan.GuestMounts, Hostname: hostname}); err != nil {
 		return nil, err
 	}
 	go c.watchVM()
