@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"sync"
+	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
@@ -161,7 +162,9 @@ func (s *Service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	if err != nil {
 		return nil, err
 	}
+	began := time.Now()
 	pid, err := c.start(ctx, p)
+	c.log.WithFields(logrus.Fields{"exec_id": r.ExecID, "start_ms": ms(time.Since(began))}).Debug("process started")
 	if err != nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "start: %v", err)
 	}
@@ -188,7 +191,9 @@ func (s *Service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		c.mu.Unlock()
 		p.io.Close()
 	} else {
+		began := time.Now()
 		c.teardown()
+		c.log.WithField("teardown_ms", ms(time.Since(began))).Info("container deleted")
 		s.mu.Lock()
 		s.c = nil
 		s.mu.Unlock()

@@ -28,6 +28,15 @@ func binDir(t testing.TB) string {
 	return dir
 }
 
+// binDirOr is binDir for code without a test at hand.
+func binDirOr() string {
+	if dir := os.Getenv("NOVM_BIN"); dir != "" {
+		return dir
+	}
+	dir, _ := filepath.Abs("../../bin")
+	return dir
+}
+
 func asset(t testing.TB, name string) string { return filepath.Join(binDir(t), name) }
 
 // novm runs the CLI and returns stdout, stderr and the exit code.
