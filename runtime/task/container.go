@@ -18,6 +18,8 @@ import (
 	"github.com/containerd/containerd/api/types"
 	taskapi "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
@@ -183,6 +185,17 @@ func (c *container) process(execID string) (*process, bool) {
 	defer c.mu.Unlock()
 	p, ok := c.execs[execID]
 	return p, ok
+}
+
+// notPaused fails calls that need the agent while the VM is paused (it
+// would answer only after a resume).
+func (c *container) notPaused() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.paused {
+		return errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "container %s is paused", c.id)
+	}
+	return nil
 }
 
 // agentID names a process for the agent: exec IDs are only unique per

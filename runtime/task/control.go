@@ -18,7 +18,6 @@ import (
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/novm/novm/agent/api"
 	"github.com/novm/novm/bundle"
 )
 
@@ -65,14 +64,14 @@ func (s *Service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.Pi
 	if err != nil {
 		return nil, err
 	}
-	list, err := c.sb.Agent().ListProcesses(ctx, &api.ListProcessesRequest{})
-	if err != nil {
-		return nil, errgrpc.ToGRPC(err)
-	}
+	// From the shim's own books, so it answers while the VM is paused.
+	c.mu.Lock()
+	procs := c.processes()
+	c.mu.Unlock()
 	resp := &taskAPI.PidsResponse{}
-	for _, p := range list.Processes {
-		if !p.Exited && p.Pid != 0 {
-			resp.Processes = append(resp.Processes, &taskapi.ProcessInfo{Pid: p.Pid})
+	for _, p := range procs {
+		if st, pid, _, _ := p.state(); st == taskapi.Status_RUNNING && pid != 0 {
+			resp.Processes = append(resp.Processes, &taskapi.ProcessInfo{Pid: pid})
 		}
 	}
 	return resp, nil
@@ -141,6 +140,9 @@ func (s *Service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*empt
 func (s *Service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.StatsResponse, error) {
 	c, err := s.container(r.ID)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.notPaused(); err != nil {
 		return nil, err
 	}
 	g, err := c.sb.Stats(ctx)

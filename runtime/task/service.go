@@ -37,8 +37,11 @@ type Service struct {
 	ns       string
 	log      *logrus.Entry
 	shutdown shutdown.Service
-	events   chan any
 	debug    bool
+
+	evMu     sync.Mutex
+	events   chan any
+	evClosed bool // after shutdown: later events are dropped
 
 	mu sync.Mutex
 	c  *container // nil before Create and after Delete
@@ -56,7 +59,10 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 		if c != nil {
 			c.teardown()
 		}
+		s.evMu.Lock()
+		s.evClosed = true
 		close(s.events)
+		s.evMu.Unlock()
 		return nil
 	})
 	return s, nil
@@ -79,7 +85,14 @@ func (s *Service) forward(p shim.Publisher) {
 	p.Close()
 }
 
-func (s *Service) send(e any) { s.events <- e }
+// send queues an event for the forwarder.
+func (s *Service) send(e any) {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	if !s.evClosed {
+		s.events <- e
+	}
+}
 
 // container returns the container with the given id.
 func (s *Service) container(id string) (*container, error) {
@@ -106,7 +119,10 @@ func (s *Service) process(id, execID string) (*container, *process, error) {
 // exited publishes a process's exit (and an OOM event before it).
 func (s *Service) exited(c *container, p *process) {
 	_, pid, status, at := p.state()
-	if p.oomKilled {
+	p.mu.Lock()
+	oom := p.oomKilled
+	p.mu.Unlock()
+	if oom {
 		s.send(&eventstypes.TaskOOM{ContainerID: c.id})
 	}
 	s.send(&eventstypes.TaskExit{ContainerID: c.id, ID: execOr(c.id, p.id), Pid: pid, ExitStatus: status,
@@ -122,10 +138,10 @@ func execOr(id, execID string) string {
 
 func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
 	s.mu.Lock()
-	busy := s.c != nil
+	busy := s.c
 	s.mu.Unlock()
-	if busy {
-		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "this shim already runs container %s (one container per VM; pods come later)", s.c.id)
+	if busy != nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "this shim already runs container %s (one container per VM; pods come later)", busy.id)
 	}
 	var ro *runtimeoptions.Options
 	if r.Options != nil && r.Options.GetTypeUrl() != "" {
@@ -160,6 +176,9 @@ func (s *Service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 func (s *Service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
 	c, p, err := s.process(r.ID, r.ExecID)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.notPaused(); err != nil {
 		return nil, err
 	}
 	began := time.Now()
