@@ -18,9 +18,10 @@ type Config struct {
 type Options struct {
 	// ReadOnly refuses every mutating request with EROFS.
 	ReadOnly bool
-	// KeepCache lets the guest keep a file's cached pages across opens:
-	// right for files only the guest changes (read-only layers, a
-	// rootfs nobody else writes).
+	// KeepCache lets the guest keep a file's cached pages across opens
+	// (FOPEN_KEEP_CACHE); with the auto-invalidation negotiated at INIT,
+	// a host-side change still reaches the guest once its attribute
+	// timeout lets it see the new mtime or size.
 	KeepCache bool
 	// EntryTimeout and AttrTimeout (seconds) are how long the guest may
 	// cache names and attributes: long for read-only layers, short for
@@ -242,6 +243,10 @@ func (s *Server) init(body []byte) ([]byte, unix.Errno) {
 		asyncRead       = 1 << 0
 		atomicOTrunc    = 1 << 3 // O_TRUNC comes with OPEN, no separate SETATTR
 		bigWrites       = 1 << 5 // without it the guest sends one page per WRITE
+		// autoInvalData: the guest drops a file's cached pages when it
+		// sees the mtime or size change on revalidation, which makes
+		// FOPEN_KEEP_CACHE safe for files the host may change.
+		autoInvalData = 1 << 12
 		doReaddirplus   = 1 << 13
 		readdirplusAuto = 1 << 14
 		parallelDirops  = 1 << 18
@@ -251,7 +256,7 @@ func (s *Server) init(body []byte) ([]byte, unix.Errno) {
 	le.PutUint32(out[0:], kernelVersion)
 	le.PutUint32(out[4:], min(minor, minorVersion))
 	le.PutUint32(out[8:], readahead)
-	le.PutUint32(out[12:], flags&(asyncRead|atomicOTrunc|bigWrites|doReaddirplus|readdirplusAuto|parallelDirops|maxPages))
+	le.PutUint32(out[12:], flags&(asyncRead|atomicOTrunc|bigWrites|autoInvalData|doReaddirplus|readdirplusAuto|parallelDirops|maxPages))
 	le.PutUint16(out[16:], 64)    // max_background
 	le.PutUint16(out[18:], 48)    // congestion_threshold
 	le.PutUint32(out[20:], 1<<20) // max_write

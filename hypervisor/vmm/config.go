@@ -108,12 +108,15 @@ type Share struct {
 // under the guest from the guest's side and, by contract, does not
 // change on the host (image layers): names and attributes are cached for
 // an hour and file pages kept across opens. A writable share may be
-// changed on the host too: one second, the guest revalidating after that.
+// changed on the host too: names and attributes for one second; file
+// pages are kept across opens (without that, every exec of a binary in a
+// container's rootfs read it again through FUSE) and dropped when the
+// guest sees a changed mtime or size after that second.
 func (sh Share) options() virtiofs.Options {
 	if sh.ReadOnly {
 		return virtiofs.Options{ReadOnly: true, KeepCache: true, EntryTimeout: 3600, AttrTimeout: 3600}
 	}
-	return virtiofs.Options{EntryTimeout: 1, AttrTimeout: 1}
+	return virtiofs.Options{KeepCache: true, EntryTimeout: 1, AttrTimeout: 1}
 }
 
 // HostCmdline returns kernel parameters this host's KVM needs, empty on an
