@@ -48,8 +48,7 @@ func prepareRootfs(req *api.PrepareRootfsRequest) error {
 			return err
 		}
 	}
-	mountedRootfs[req.Rootfs] = root
-	return nil
+	return finishRootfs(req.Rootfs, root)
 }
 
 func hasTarget(mounts []*api.GuestMount, target string) bool {

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -120,7 +119,30 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	path, err := lookPath(req.Args[0], req.Env, root)
+	ns := rootfsNamespace(req.Rootfs)
+	cwd := req.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	// The command is resolved, and a working directory the image names
+	// but its rootfs lacks is created (as runc does), the way the process
+	// will see them: inside its mount namespace.
+	var path string
+	err = onThread(func() error {
+		if ns != nil {
+			if err := enterMountNS(ns); err != nil {
+				return status.Errorf(codes.Internal, "%v", err)
+			}
+		}
+		var err error
+		if path, err = lookPath(req.Args[0], req.Env); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(cwd, 0o755); err != nil {
+			return status.Errorf(codes.FailedPrecondition, "working directory %s: %v", cwd, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -135,32 +157,12 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 		}
 		conns[s] = c
 	}
-	cmd := &exec.Cmd{Path: path, Args: req.Args, Env: req.Env, Dir: req.Cwd}
-	if cmd.Dir == "" {
-		cmd.Dir = "/"
-	}
-	attr := &syscall.SysProcAttr{}
+	cmd := &exec.Cmd{Path: path, Args: req.Args, Env: req.Env, Dir: cwd}
 	u := req.User
 	if u == nil {
 		u = &api.User{}
 	}
-	if root == "" {
-		attr.Credential = &syscall.Credential{Uid: u.Uid, Gid: u.Gid, Groups: u.AdditionalGids}
-	} else {
-		// With a root filesystem the agent's exec helper starts in a new
-		// mount namespace, pivots, drops privileges and execs.
-		spec, err := json.Marshal(execSpec{Root: root, Cwd: cmd.Dir, Path: path, Args: req.Args, Env: req.Env,
-			UID: u.Uid, GID: u.Gid, Groups: u.AdditionalGids, NoNewPr: req.NoNewPrivileges})
-		if err != nil {
-			return 0, status.Errorf(codes.Internal, "%v", err)
-		}
-		self, err := os.Executable()
-		if err != nil {
-			return 0, status.Errorf(codes.Internal, "%v", err)
-		}
-		cmd = &exec.Cmd{Path: self, Args: []string{self, ExecHelperArg}, Env: []string{execHelperEnv + "=" + string(spec)}, Dir: "/"}
-		attr.Cloneflags = syscall.CLONE_NEWNS
-	}
+	attr := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.Uid, Gid: u.Gid, Groups: u.AdditionalGids}}
 	var childEnds []*os.File
 	var copiers []func()
 	if req.Terminal {
@@ -211,7 +213,23 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 		return 0, status.Errorf(codes.InvalidArgument, "process %s: %v", p.id, err)
 	}
 	pid, err := r.start(func() (int, error) {
-		if err := cmd.Start(); err != nil {
+		// Forked from a thread inside the rootfs's mount namespace (its
+		// root and cwd are the container's) and, if asked, with
+		// no_new_privs set, which the child inherits.
+		err := onThread(func() error {
+			if ns != nil {
+				if err := enterMountNS(ns); err != nil {
+					return err
+				}
+			}
+			if req.NoNewPrivileges {
+				if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+					return err
+				}
+			}
+			return cmd.Start()
+		})
+		if err != nil {
 			return 0, err
 		}
 		return cmd.Process.Pid, nil
@@ -288,10 +306,10 @@ func (p *process) hasExited() bool {
 }
 
 // lookPath resolves a command like a shell would, with the process's PATH,
-// inside root (the path returned is as the process will see it).
-func lookPath(name string, env []string, root string) (string, error) {
+// on the calling thread (which has joined the process's mount namespace).
+func lookPath(name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
-		if _, err := os.Stat(inRoot(root, name)); err != nil {
+		if _, err := os.Stat(name); err != nil {
 			return "", status.Errorf(codes.NotFound, "%s: no such file or directory", name)
 		}
 		return name, nil
@@ -304,7 +322,7 @@ func lookPath(name string, env []string, root string) (string, error) {
 	}
 	for _, dir := range filepath.SplitList(path) {
 		p := filepath.Join(dir, name)
-		if st, err := os.Stat(inRoot(root, p)); err == nil && !st.IsDir() {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			return p, nil
 		}
 	}

@@ -5,8 +5,8 @@ package agent
 // share with the pseudo filesystems a container expects inside, and
 // further shares as bind mounts at their targets. Root filesystems are
 // shared mounts, so a share mounted in one later reaches the processes
-// already running there (each is in its own mount namespace, a slave of
-// the agent's).
+// already running there (they share the rootfs's mount namespace, a slave
+// of the agent's; see mountns.go).
 
 import (
 	"errors"
@@ -24,7 +24,8 @@ import (
 const (
 	// sharesDir is where the virtio-fs device is mounted.
 	sharesDir = "/run/novm/shares"
-	// rootfsDir holds the root filesystems processes are pivoted into.
+	// rootfsDir holds the root filesystems (each the root of its own
+	// mount namespace, see mountns.go).
 	rootfsDir = "/run/novm/rootfs"
 )
 
@@ -32,7 +33,28 @@ var (
 	mountMu       sync.Mutex
 	sharesMounted bool
 	mountedRootfs = map[string]string{}
+	// rootfsNS is each mounted rootfs's mount namespace.
+	rootfsNS = map[string]*os.File{}
 )
+
+// finishRootfs creates the mount namespace of a rootfs whose mounts are
+// in place and records both. Callers hold mountMu.
+func finishRootfs(share, dir string) error {
+	ns, err := newMountNS(dir)
+	if err != nil {
+		return status.Errorf(codes.Internal, "rootfs %q: %v", share, err)
+	}
+	mountedRootfs[share], rootfsNS[share] = dir, ns
+	return nil
+}
+
+// rootfsNamespace returns the mount namespace of a mounted rootfs (nil
+// for "", the agent's own).
+func rootfsNamespace(share string) *os.File {
+	mountMu.Lock()
+	defer mountMu.Unlock()
+	return rootfsNS[share]
+}
 
 // rootfsMounts are mounted inside a root filesystem so a process pivoted
 // into it finds what a container expects.
@@ -93,7 +115,9 @@ func rootfsLocked(share string) (string, error) {
 			return "", status.Errorf(codes.Internal, "mount %s in rootfs %q: %v", m.fstype, share, err)
 		}
 	}
-	mountedRootfs[share] = dir
+	if err := finishRootfs(share, dir); err != nil {
+		return "", err
+	}
 	return dir, nil
 }
 

@@ -10,9 +10,6 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == agent.ExecHelperArg {
-		agent.ExecHelper()
-	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "novm-agent runs as PID 1 inside a novm guest; it is not meant to be started by hand")
 		os.Exit(2)

@@ -42,6 +42,8 @@ func BenchmarkContainerdRunVsRunc(b *testing.B) {
 			phases["start_ms"] = st["start_ms"]
 		}
 	}
+	last := fmt.Sprintf("b-novm-%d", b.N-1)
+	timeline := e.events.timeline(last, "/containers/create", "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete")
 	r, n := runcT.Seconds()/float64(b.N), novmT.Seconds()/float64(b.N)
 	b.ReportMetric(r*1000, "runc-ms")
 	b.ReportMetric(n*1000, "novm-ms")
@@ -50,6 +52,37 @@ func BenchmarkContainerdRunVsRunc(b *testing.B) {
 	fmt.Printf("novm breakdown (ms): shim start %.0f, rootfs mount %.0f, VM boot %.0f (VMM setup %.1f, to agent ready %.0f), container rootfs %.0f, start %.0f, teardown %.0f\n",
 		phases["shim_start_ms"], phases["rootfs_ms"], phases["boot_ms"], phases["vm_setup_ms"], phases["agent_ready_ms"],
 		phases["prepare_ms"], phases["start_ms"], phases["teardown_ms"])
+	fmt.Printf("novm events (ms after /containers/create): %s\n", timeline)
+}
+
+// timeline says when each topic's event for container id came, in ms
+// after the first.
+func (l *eventLog) timeline(id string, topics ...string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var t0 time.Time
+	var parts []string
+	for _, topic := range topics {
+		for _, line := range l.lines {
+			if !strings.Contains(line, " "+topic+" ") || !strings.Contains(line, `"`+id+`"`) {
+				continue
+			}
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			at, err := time.Parse("2006-01-02 15:04:05.999999999", f[0]+" "+f[1])
+			if err != nil {
+				continue
+			}
+			if t0.IsZero() {
+				t0 = at
+			}
+			parts = append(parts, fmt.Sprintf("%s %.0f", topic, float64(at.Sub(t0).Microseconds())/1000))
+			break
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // BenchmarkContainerdIdleMemory reports the shim's resident memory beyond
@@ -79,33 +112,47 @@ func BenchmarkContainerdIdleMemory(b *testing.B) {
 }
 
 // residentBeyondGuest reads a process's resident bytes and those of its
-// guest RAM mapping (the mapping of exactly guestSize bytes).
+// guest RAM: the run of adjacent mappings spanning exactly guestSize bytes
+// (the kernel and initramfs are mapped into it, splitting it up).
 func residentBeyondGuest(pid int, guestSize uint64) (total, guest uint64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		return 0, 0, err
 	}
 	defer f.Close()
+	type vma struct{ lo, hi, rss uint64 }
+	var vmas []vma
 	header := regexp.MustCompile(`^([0-9a-f]+)-([0-9a-f]+) `)
-	var inGuest bool
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
 		if m := header.FindStringSubmatch(line); m != nil {
 			lo, _ := strconv.ParseUint(m[1], 16, 64)
 			hi, _ := strconv.ParseUint(m[2], 16, 64)
-			inGuest = hi-lo == guestSize
+			vmas = append(vmas, vma{lo: lo, hi: hi})
 			continue
 		}
-		if v, ok := strings.CutPrefix(line, "Rss:"); ok {
+		if v, ok := strings.CutPrefix(line, "Rss:"); ok && len(vmas) > 0 {
 			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			vmas[len(vmas)-1].rss = kb << 10
 			total += kb << 10
-			if inGuest {
-				guest += kb << 10
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	for i := range vmas {
+		var rss uint64
+		for j := i; j < len(vmas) && (j == i || vmas[j].lo == vmas[j-1].hi); j++ {
+			rss += vmas[j].rss
+			if span := vmas[j].hi - vmas[i].lo; span == guestSize {
+				return total, rss, nil
+			} else if span > guestSize {
+				break
 			}
 		}
 	}
-	return total, guest, sc.Err()
+	return 0, 0, fmt.Errorf("no %d MiB guest RAM mapping in the shim", guestSize>>20)
 }
 
 // shimLog finds the shim's log line with msg for container id in
