@@ -240,13 +240,13 @@ func (s *Server) init(body []byte) ([]byte, unix.Errno) {
 		return nil, unix.EPROTO
 	}
 	const (
-		asyncRead       = 1 << 0
-		atomicOTrunc    = 1 << 3 // O_TRUNC comes with OPEN, no separate SETATTR
-		bigWrites       = 1 << 5 // without it the guest sends one page per WRITE
+		asyncRead    = 1 << 0
+		atomicOTrunc = 1 << 3 // O_TRUNC comes with OPEN, no separate SETATTR
+		bigWrites    = 1 << 5 // without it the guest sends one page per WRITE
 		// autoInvalData: the guest drops a file's cached pages when it
 		// sees the mtime or size change on revalidation, which makes
 		// FOPEN_KEEP_CACHE safe for files the host may change.
-		autoInvalData = 1 << 12
+		autoInvalData   = 1 << 12
 		doReaddirplus   = 1 << 13
 		readdirplusAuto = 1 << 14
 		parallelDirops  = 1 << 18
