@@ -183,15 +183,14 @@ func populateDev(dev string) error {
 // container's processes, wherever they were started from.
 func signalAll(rootfs string, sig unix.Signal) error {
 	mountMu.Lock()
-	root := "/"
-	if rootfs != "" {
-		var ok bool
-		if root, ok = mountedRootfs[rootfs]; !ok {
-			mountMu.Unlock()
-			return status.Errorf(codes.NotFound, "rootfs %q is not mounted", rootfs)
-		}
-	}
+	root, err := mountedRoot(rootfs)
 	mountMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if root == "" {
+		root = "/"
+	}
 	var want unix.Stat_t
 	if err := unix.Stat(root, &want); err != nil {
 		return status.Errorf(codes.Internal, "%v", err)

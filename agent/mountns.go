@@ -14,6 +14,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // onThread runs fn on an OS thread of its own that is discarded after,
@@ -71,15 +73,28 @@ func newMountNS(root string) (*os.File, error) {
 	return ns, nil
 }
 
+// inMountNS runs fn on a thread of its own (see onThread) that has joined
+// ns, or stays in the agent's namespace for nil.
+func inMountNS(ns *os.File, fn func() error) error {
+	return onThread(func() error {
+		if ns != nil {
+			if err := enterMountNS(ns); err != nil {
+				return err
+			}
+		}
+		return fn()
+	})
+}
+
 // enterMountNS joins ns on the calling thread, which must be locked and
 // discarded after (see onThread): its root and working directory become
 // the namespace's root.
 func enterMountNS(ns *os.File) error {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return fmt.Errorf("unshare fs: %w", err)
+		return status.Errorf(codes.Internal, "unshare fs: %v", err)
 	}
 	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("join the rootfs's mount namespace: %w", err)
+		return status.Errorf(codes.Internal, "join the rootfs's mount namespace: %v", err)
 	}
 	return nil
 }

@@ -128,12 +128,7 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 	// but its rootfs lacks is created (as runc does), the way the process
 	// will see them: inside its mount namespace.
 	var path string
-	err = onThread(func() error {
-		if ns != nil {
-			if err := enterMountNS(ns); err != nil {
-				return status.Errorf(codes.Internal, "%v", err)
-			}
-		}
+	err = inMountNS(ns, func() error {
 		var err error
 		if path, err = lookPath(req.Args[0], req.Env); err != nil {
 			return err
@@ -216,12 +211,7 @@ func (p *process) start(ctx context.Context, r *reaper) (int, error) {
 		// Forked from a thread inside the rootfs's mount namespace (its
 		// root and cwd are the container's) and, if asked, with
 		// no_new_privs set, which the child inherits.
-		err := onThread(func() error {
-			if ns != nil {
-				if err := enterMountNS(ns); err != nil {
-					return err
-				}
-			}
+		err := inMountNS(ns, func() error {
 			if req.NoNewPrivileges {
 				if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 					return err

@@ -32,20 +32,38 @@ const (
 var (
 	mountMu       sync.Mutex
 	sharesMounted bool
-	mountedRootfs = map[string]string{}
-	// rootfsNS is each mounted rootfs's mount namespace.
-	rootfsNS = map[string]*os.File{}
+	mountedRootfs = map[string]rootfsMount{}
 )
 
+// rootfsMount is a mounted root filesystem: its directory in the agent's
+// namespace and its own mount namespace.
+type rootfsMount struct {
+	dir string
+	ns  *os.File
+}
+
 // finishRootfs creates the mount namespace of a rootfs whose mounts are
-// in place and records both. Callers hold mountMu.
+// in place and records it. Callers hold mountMu.
 func finishRootfs(share, dir string) error {
 	ns, err := newMountNS(dir)
 	if err != nil {
 		return status.Errorf(codes.Internal, "rootfs %q: %v", share, err)
 	}
-	mountedRootfs[share], rootfsNS[share] = dir, ns
+	mountedRootfs[share] = rootfsMount{dir: dir, ns: ns}
 	return nil
+}
+
+// mountedRoot returns the directory of a mounted rootfs ("" for "", the
+// guest's own root). Callers hold mountMu.
+func mountedRoot(share string) (string, error) {
+	if share == "" {
+		return "", nil
+	}
+	r, ok := mountedRootfs[share]
+	if !ok {
+		return "", status.Errorf(codes.NotFound, "rootfs %q is not mounted", share)
+	}
+	return r.dir, nil
 }
 
 // rootfsNamespace returns the mount namespace of a mounted rootfs (nil
@@ -53,7 +71,7 @@ func finishRootfs(share, dir string) error {
 func rootfsNamespace(share string) *os.File {
 	mountMu.Lock()
 	defer mountMu.Unlock()
-	return rootfsNS[share]
+	return mountedRootfs[share].ns
 }
 
 // rootfsMounts are mounted inside a root filesystem so a process pivoted
@@ -96,8 +114,8 @@ func rootfsLocked(share string) (string, error) {
 	if share == "" {
 		return "", nil
 	}
-	if dir, ok := mountedRootfs[share]; ok {
-		return dir, nil
+	if r, ok := mountedRootfs[share]; ok {
+		return r.dir, nil
 	}
 	dir, err := bindRootfs(share)
 	if err != nil {
@@ -257,12 +275,9 @@ func readOnlyBind(src string) (string, error) {
 func unbindShare(rootfs, path string) error {
 	mountMu.Lock()
 	defer mountMu.Unlock()
-	root := ""
-	if rootfs != "" {
-		var ok bool
-		if root, ok = mountedRootfs[rootfs]; !ok {
-			return status.Errorf(codes.NotFound, "rootfs %q is not mounted", rootfs)
-		}
+	root, err := mountedRoot(rootfs)
+	if err != nil {
+		return err
 	}
 	target := inRoot(root, path)
 	if !mountedShares[target] {
