@@ -32,6 +32,10 @@ import (
 // PidFile, in the bundle, holds the pid of the shim process serving it.
 const PidFile = "novm-shim.pid"
 
+// defaultSocketDir is where shim sockets go when containerd names no
+// socket directory (as the shim library does).
+var defaultSocketDir = filepath.Join(defaults.DefaultStateDir, "s")
+
 // New returns the shim manager for the runtime name.
 func New(name string) shim.Shim { return manager{name: name} }
 
@@ -55,7 +59,7 @@ func (m manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ 
 	}
 	socketDir := params.GetSocketDir()
 	if socketDir == "" {
-		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
+		socketDir = defaultSocketDir
 	}
 	addr, err := shim.CreateSocketAddress(ctx, socketDir, params.GetContainerdGrpcAddress(), id, false)
 	if err != nil {
@@ -186,7 +190,7 @@ func removeSocket(ctx context.Context, bundle, id string) {
 	// "s" links to the socket directory (written by the shim library).
 	socketDir, _ := os.Readlink(filepath.Join(bundle, "s"))
 	if socketDir == "" {
-		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
+		socketDir = defaultSocketDir
 	}
 	grpc := ""
 	if f := flag.Lookup("address"); f != nil {

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -51,8 +50,10 @@ type container struct {
 	id, bundleDir string
 	log           *logrus.Entry
 	sb            *sandbox.Sandbox
-	rootfsMounted bool
-	init          *process
+	// rootfsMount is where containerd's rootfs mounts were mounted (""
+	// if none were), to unmount at teardown.
+	rootfsMount string
+	init        *process
 	// exit receives every recorded exit, for the service's events.
 	exit func(*container, *process)
 
@@ -90,7 +91,7 @@ func createContainer(ctx context.Context, r createRequest, log *logrus.Entry, ex
 		if err := mount.All(mount.FromProto(r.Rootfs), b.RootfsPath()); err != nil {
 			return nil, fmt.Errorf("mount rootfs: %w", err)
 		}
-		c.rootfsMounted = true
+		c.rootfsMount = b.RootfsPath()
 	}
 	if err := b.CheckRootfs(); err != nil {
 		return nil, err
@@ -106,13 +107,13 @@ func createContainer(ctx context.Context, r createRequest, log *logrus.Entry, ex
 	if err != nil {
 		return nil, err
 	}
-	plan.Process.Id = r.ID
+	plan.Process.Id = c.agentID("")
 	plan.Process.Mounts = plan.ShareMounts
 	c.init = newProcess("", plan.Process, r.Stdio, pio)
 
 	vm := vmm.Config{Kernel: r.Config.Kernel, Initrd: r.Config.Initrd, Cmdline: r.Config.KernelArgs,
 		CPUs: plan.CPUs, MemoryMiB: plan.MemoryMiB, Shares: plan.Shares, Log: log,
-		CacheDir: filepath.Join("/var/cache/novm")}
+		CacheDir: "/var/cache/novm"}
 	if r.Debug || r.Config.DebugConsole {
 		vm.SerialOut = log.WriterLevel(logrus.DebugLevel)
 	}
@@ -160,9 +161,8 @@ func (c *container) watchVM() {
 	c.log.WithError(c.sb.ExitError()).Error("the container's VM stopped")
 	// Started processes learn it from their Wait; created ones never will.
 	for _, p := range procs {
-		if st, _, _, _ := p.state(); st == taskapi.Status_CREATED && p.setExited(exitVMGone, time.Now(), false) {
-			p.io.Close()
-			c.exit(c, p)
+		if st, _, _, _ := p.state(); st == taskapi.Status_CREATED {
+			c.finish(p, exitVMGone, time.Now(), false)
 		}
 	}
 }
@@ -221,10 +221,7 @@ func (c *container) start(ctx context.Context, p *process) (uint32, error) {
 			// The command cannot run: the process is over, with the
 			// status a shell would give.
 			p.mu.Unlock()
-			if p.setExited(uint32(se.ExitStatus), time.Now(), false) {
-				p.io.Close()
-				c.exit(c, p)
-			}
+			c.finish(p, uint32(se.ExitStatus), time.Now(), false)
 			p.mu.Lock()
 		}
 		return 0, err
@@ -232,6 +229,15 @@ func (c *container) start(ctx context.Context, p *process) (uint32, error) {
 	p.guest, p.pid, p.status = gp, gp.Pid, taskapi.Status_RUNNING
 	go c.waitExit(p, gp)
 	return gp.Pid, nil
+}
+
+// finish records a process's exit, once: its stdio is closed and the exit
+// reported.
+func (c *container) finish(p *process, status uint32, at time.Time, oom bool) {
+	if p.setExited(status, at, oom) {
+		p.io.Close()
+		c.exit(c, p)
+	}
 }
 
 // waitExit records a started process's exit. When the init process
@@ -244,13 +250,11 @@ func (c *container) waitExit(p *process, gp *sandbox.Process) {
 		c.log.WithError(err).WithField("exec_id", p.id).Warn("process lost")
 		code, at = exitVMGone, time.Now()
 	}
-	p.io.Close()
+	p.io.Close() // its output is all copied out
 	if p == c.init {
 		c.killExecs()
 	}
-	if p.setExited(uint32(code), at, gp.OOMKilled) {
-		c.exit(c, p)
-	}
+	c.finish(p, uint32(code), at, gp.OOMKilled)
 }
 
 // killExecs kills what is left in the container after its init exited
@@ -276,10 +280,7 @@ func (c *container) killExecs() {
 	}
 	for _, e := range running {
 		if st, _, _, _ := e.state(); st == taskapi.Status_CREATED {
-			if e.setExited(128+uint32(unix.SIGKILL), time.Now(), false) {
-				e.io.Close()
-				c.exit(c, e)
-			}
+			c.finish(e, 128+uint32(unix.SIGKILL), time.Now(), false)
 			continue
 		}
 		e.wait(ctx)
@@ -301,11 +302,11 @@ func (c *container) teardown() {
 	if c.init != nil && c.init.io != nil {
 		c.init.io.Close()
 	}
-	if c.rootfsMounted {
-		if err := mount.UnmountRecursive(filepath.Join(c.bundleDir, "rootfs"), 0); err != nil {
+	if c.rootfsMount != "" {
+		if err := mount.UnmountRecursive(c.rootfsMount, 0); err != nil {
 			c.log.WithError(err).Warn("unmount rootfs")
 		} else {
-			c.rootfsMounted = false
+			c.rootfsMount = ""
 		}
 	}
 }

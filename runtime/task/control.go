@@ -32,10 +32,7 @@ func (s *Service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Em
 		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "process %s already finished", execOr(r.ID, r.ExecID))
 	case taskapi.Status_CREATED:
 		// Never started: it ends as if the signal had killed it.
-		if p.setExited(128+r.Signal, time.Now(), false) {
-			p.io.Close()
-			s.exited(c, p)
-		}
+		c.finish(p, 128+r.Signal, time.Now(), false)
 		return &emptypb.Empty{}, nil
 	}
 	signal := func(ctx context.Context) error {

@@ -35,13 +35,9 @@ type processIO struct {
 	logger         *exec.Cmd
 }
 
-type nopWriter struct{}
-
-func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
-
 // openIO opens the stdio of process id in namespace ns.
 func openIO(ctx context.Context, id, ns string, p stdioPaths) (_ *processIO, err error) {
-	pio := &processIO{stdout: nopWriter{}, stderr: nopWriter{}}
+	pio := &processIO{stdout: io.Discard, stderr: io.Discard}
 	defer func() {
 		if err != nil {
 			pio.Close()
@@ -164,13 +160,6 @@ func (pio *processIO) Stdin() io.Reader {
 		return nil
 	}
 	return pio.stdin
-}
-
-// CloseStdin closes the host side of stdin (containerd's CloseIO).
-func (pio *processIO) CloseStdin() {
-	if pio.stdin != nil {
-		pio.stdin.Close()
-	}
 }
 
 // Close closes everything; a logging binary sees EOF and exits on its own.
