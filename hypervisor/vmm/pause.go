@@ -63,13 +63,6 @@ func (m *Machine) Resume() error {
 	return nil
 }
 
-// Paused reports whether the machine is paused.
-func (m *Machine) Paused() bool {
-	m.pause.mu.Lock()
-	defer m.pause.mu.Unlock()
-	return m.pause.paused
-}
-
 // park holds a vCPU thread while the machine is paused; it reports
 // whether it did.
 func (v *vcpu) park() bool {

@@ -180,16 +180,6 @@ func (p *Process) Signal(ctx context.Context, sig int, group bool) error {
 	return err
 }
 
-// CloseStdin ends the process's stdin: the host side stops copying and
-// the guest side sees EOF.
-func (p *Process) CloseStdin(ctx context.Context) error {
-	if p.stdin != nil {
-		p.stdin.CloseWrite()
-	}
-	_, err := p.sb.agent.CloseStdin(ctx, &api.CloseStdinRequest{Id: p.ID})
-	return err
-}
-
 // Resize sets the process's terminal size.
 func (p *Process) Resize(ctx context.Context, width, height int) error {
 	_, err := p.sb.agent.ResizePty(ctx, &api.ResizePtyRequest{Id: p.ID, Width: uint32(width), Height: uint32(height)})
