@@ -199,13 +199,7 @@ func (e *containerdEnv) ctr(t testing.TB, stdin io.Reader, args ...string) (stri
 	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", e.sock}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("ctr %v: %v", args, err)
-	}
+	code := exitCode(t, cmd.Run(), "ctr", args)
 	if ctx.Err() != nil {
 		t.Fatalf("ctr %v did not finish within %v", args, ctrTimeout)
 	}

@@ -331,11 +331,5 @@ func ctrWithPty(t *testing.T, e *containerdEnv, input string, args ...string) (s
 	defer timer.Stop()
 	err = cmd.Wait()
 	<-copied
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), code
+	return out.String(), exitCode(t, err, "ctr", args)
 }

@@ -53,13 +53,7 @@ func runAs(t testing.TB, setup func(*exec.Cmd), args ...string) (string, string,
 	if setup != nil {
 		setup(cmd)
 	}
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run novm %v: %v", args, err)
-	}
+	code := exitCode(t, cmd.Run(), "novm", args)
 	// Whatever the input, novm answers with an error, never a Go crash.
 	for _, crash := range []string{"panic:", "goroutine ", "SIGSEGV"} {
 		if strings.Contains(stderr.String(), crash) {
@@ -67,6 +61,18 @@ func runAs(t testing.TB, setup func(*exec.Cmd), args ...string) (string, string,
 		}
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// exitCode is the exit status of a command that ran (err from Wait or
+// Run); a command that could not run fails the test.
+func exitCode(t testing.TB, err error, name string, args []string) int {
+	t.Helper()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %s %v: %v", name, args, err)
+	}
+	return 0
 }
 
 // openFDs counts this process's open file descriptors.
